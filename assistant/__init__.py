@@ -1,0 +1,1 @@
+"""Helpmate's assistant and its core: settings, database, embeddings, retrieval, model backends."""

@@ -1,0 +1,1 @@
+"""Feedback export, LoRA fine-tuning, evaluation gate and adapter promotion."""

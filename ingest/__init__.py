@@ -1,0 +1,1 @@
+"""Batch ingestion: files → documents → chunks → embeddings → FAISS index, incrementally."""

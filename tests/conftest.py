@@ -1,0 +1,99 @@
+"""Shared fixtures: an isolated data directory per test, real models loaded once per session,
+and the database under test (SQLite always; PostgreSQL where HELPMATE_TEST_POSTGRES_URL answers)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+POSTGRES_URL = os.environ.get("HELPMATE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+_postgres_state: dict[str, str | None] = {}
+
+
+def postgres_unavailable() -> str | None:
+    """Why PostgreSQL tests cannot run here, or None when the server answers."""
+    if "reason" not in _postgres_state:
+        try:
+            import sqlalchemy
+
+            engine = sqlalchemy.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+            with engine.connect():
+                pass
+            engine.dispose()
+            _postgres_state["reason"] = None
+        except Exception as error:  # noqa: BLE001 - any failure means "not here"
+            _postgres_state["reason"] = f"PostgreSQL not reachable at {POSTGRES_URL}: {type(error).__name__}"
+    return _postgres_state["reason"]
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch):
+    """Settings pointing at a fresh data directory (SQLite)."""
+    from assistant.config import get_settings
+    from assistant.database import dispose_engines
+
+    monkeypatch.setenv("HELPMATE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("HELPMATE_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    yield get_settings()
+    dispose_engines()
+    get_settings.cache_clear()
+
+
+def _postgres_schema_url() -> tuple[str, str]:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    return schema, f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_settings(request, tmp_path, monkeypatch):
+    """Settings on each real database: SQLite, and PostgreSQL in a schema of its own."""
+    import sqlalchemy
+
+    from assistant.config import get_settings
+    from assistant.database import dispose_engines
+
+    monkeypatch.setenv("HELPMATE_DATA_DIR", str(tmp_path / "data"))
+    schema = None
+    if request.param == "postgresql":
+        reason = postgres_unavailable()
+        if reason:
+            pytest.skip(reason)
+        schema, url = _postgres_schema_url()
+        admin = sqlalchemy.create_engine(POSTGRES_URL)
+        with admin.begin() as connection:
+            connection.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
+        monkeypatch.setenv("HELPMATE_DATABASE_URL", url)
+    else:
+        monkeypatch.delenv("HELPMATE_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    yield get_settings()
+    dispose_engines()
+    get_settings.cache_clear()
+    if schema:
+        with admin.begin() as connection:
+            connection.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The real packaged embedding model, loaded once."""
+    from assistant.config import Settings
+    from assistant.embeddings import get_embedder
+
+    return get_embedder(Settings(data_dir=Path("/tmp")))
+
+
+def pytest_terminal_summary(terminalreporter):
+    reason = _postgres_state.get("reason")
+    if reason:
+        terminalreporter.write_line(f"PostgreSQL tests were skipped: {reason}", yellow=True)

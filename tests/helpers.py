@@ -1,0 +1,64 @@
+"""Real small files for tests: a help-center folder in every supported format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def make_pdf(path: Path, pages: list[str], title: str | None = None) -> Path:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    if title:
+        pdf.set_title(title)
+    pdf.set_font("Helvetica", size=12)
+    for text in pages:
+        pdf.add_page()
+        pdf.multi_cell(0, 8, text)
+    pdf.output(str(path))
+    return path
+
+
+def make_docx(path: Path, title: str, sections: dict[str, list[str]]) -> Path:
+    import docx
+
+    document = docx.Document()
+    document.add_heading(title, level=1)
+    for heading, paragraphs in sections.items():
+        document.add_heading(heading, level=2)
+        for paragraph in paragraphs:
+            document.add_paragraph(paragraph)
+    document.save(str(path))
+    return path
+
+
+def make_helpcenter(root: Path) -> Path:
+    """A small knowledge base whose facts each live in exactly one file."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "returns.md").write_text(
+        "# Returns policy\n\nWe want you to be happy with your purchase.\n\n"
+        "## Return window\n\nYou can return any item within 30 days of delivery for a full refund.\n\n"
+        "## Refunds\n\nRefunds are paid to the original payment method within 5 business days after we inspect the item.\n"
+    )
+    (root / "shipping.html").write_text(
+        "<html><head><title>Shipping costs</title><script>var tracking = 'secret-script-text';</script></head>"
+        "<body><nav>Home | Shop | Blog</nav><main><h1>Shipping costs</h1>"
+        "<h2>Express delivery</h2><p>Express shipping costs 14.90 EUR and arrives the next business day.</p>"
+        "<h2>Standard delivery</h2><p>Standard shipping costs 4.95 EUR and is free above 75 EUR.</p></main>"
+        "<footer>Copyright Nimbus Gear footer-text</footer></body></html>"
+    )
+    (root / "hours.txt").write_text("Store opening hours\n\nOur Munich store is open Monday to Saturday from 9:00 to 19:00.\n")
+    (root / "faq.csv").write_text(
+        "question,answer\n"
+        '"Can I pay with bitcoin?","No, we do not accept cryptocurrency. We accept cards, PayPal and Klarna."\n'
+        '"Do gift cards expire?","Gift cards are valid for 3 years from the date of purchase."\n'
+    )
+    make_pdf(root / "warranty.pdf", [
+        "Warranty policy. All products carry the two-year legal warranty.",
+        "Nimbus-brand tents carry three extra years of warranty on seams and poles.",
+    ], title="Warranty policy")
+    make_docx(root / "rental.docx", "Rental program", {
+        "Deposit": ["Renting a tent requires a deposit of 100 EUR, refunded when the tent comes back."],
+        "Late returns": ["Late rentals cost 8 EUR per day."],
+    })
+    return root

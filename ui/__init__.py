@@ -1,0 +1,1 @@
+"""Helpmate's faces: the `helpmate` command line and the Streamlit app."""
