@@ -82,7 +82,7 @@ def test_changed_file_replaces_its_chunks_and_prune_removes_deleted_files(db_set
     (folder / "returns.md").write_text("# Returns policy\n\n## Return window\n\nYou can return any item within 60 days.\n")
     (folder / "hours.txt").unlink()
     summary = ingestor.run([folder])
-    assert (summary.updated, summary.unchanged, summary.pruned) == (1, 5, 0)  # no --prune: hours.txt stays
+    assert (summary.updated, summary.unchanged, summary.pruned) == (1, 4, 0)  # no --prune: hours.txt stays
     summary = ingestor.run([folder], prune=True)
     assert (summary.updated, summary.pruned) == (0, 1)
 
