@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     vllm_timeout_s: float = 60.0
     vllm_retries: int = 2
 
+    answer_min_relevance: float = Field(0.40, description="Refuse (and offer a human) when no retrieved passage has at least this cosine similarity to the question.")
+    answer_passages: int = Field(4, description="Retrieved passages given to the model as numbered context.")
+    history_turns: int = Field(4, description="Recent conversation turns used to make follow-up questions standalone.")
+
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
         if self.models_dir is None:

@@ -24,6 +24,7 @@ from assistant.config import Settings, get_settings
 from assistant.database import session_scope
 from assistant.database.models import Chunk, Document, IngestionRun, KnowledgeBase, utcnow
 from assistant.embeddings import Embedder, get_embedder
+from assistant.lexical_index import build_for_knowledge_base
 from assistant.vector_index import (
     DENSE_FILE,
     VectorIndex,
@@ -275,6 +276,7 @@ class Ingestor:
             staging = target.with_name(target.name + ".tmp")
             staging.mkdir(parents=True, exist_ok=True)
             index.write(staging / DENSE_FILE)
+            build_for_knowledge_base(session, kb_id).write(staging)  # BM25 over every chunk, same generation
             publish_generation(staging, target)
             kb = session.get(KnowledgeBase, kb_id)
             kb.index_generation = new_generation

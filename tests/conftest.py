@@ -97,3 +97,28 @@ def pytest_terminal_summary(terminalreporter):
     reason = _postgres_state.get("reason")
     if reason:
         terminalreporter.write_line(f"PostgreSQL tests were skipped: {reason}", yellow=True)
+
+
+def _free_loopback_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def vllm_server():
+    """One real vLLM server for the whole test run, started as `helpmate serve-model --background`
+    does; yields its base URL. The first run installs vLLM into <data_dir>/vllm-venv (minutes)."""
+    from assistant.config import Settings
+    from assistant.serving import ServeOptions, start_server, stop_server
+
+    data_dir = Path(os.environ.get("HELPMATE_DATA_DIR", REPO / "data"))
+    models_dir = Path(os.environ.get("HELPMATE_MODELS_DIR", data_dir / "models"))
+    settings = Settings(data_dir=data_dir, models_dir=models_dir, vllm_api_key="EMPTY")
+    server = start_server(settings, ServeOptions(port=_free_loopback_port()), background=True)
+    yield server.base_url
+    stop_server(settings, server)
+    if server.log_path:
+        server.log_path.unlink(missing_ok=True)

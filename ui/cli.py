@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import typer
 
+from assistant.chat_cli import ask, chat
 from assistant.cli import models_app
+from assistant.serving_cli import serve_model
 from ingest.cli import ingest
+from ui.eval_cli import eval_app
 
 app = typer.Typer(help="Helpmate: customer-service AI on your own documents.", no_args_is_help=True, add_completion=False)
 app.add_typer(models_app, name="models")
 app.command("ingest")(ingest)
+app.add_typer(eval_app, name="eval")
+app.command("ask")(ask)
+app.command("chat")(chat)
+app.command("serve-model")(serve_model)
 
 if __name__ == "__main__":
     app()

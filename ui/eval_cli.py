@@ -1,0 +1,58 @@
+"""`helpmate eval ...`: quality measured on public benchmarks, printed as numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+# assistant.retrieval.Mode, spelled out so that `helpmate --help` does not import FAISS and BM25.
+Mode = Literal["dense", "bm25", "hybrid"]
+
+eval_app = typer.Typer(help="Measure Helpmate's quality on public benchmarks.", no_args_is_help=True)
+
+
+@eval_app.command("retrieval")
+def retrieval(
+    beir: Annotated[Path, typer.Option("--beir", help="BEIR dataset folder: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv.",
+                                       exists=True, file_okay=False)],
+    split: Annotated[str, typer.Option("--split", help="Qrels file to score against: qrels/SPLIT.tsv.")] = "test",
+    mode: Annotated[Mode, typer.Option("--mode", help="dense (FAISS), bm25, or hybrid (both fused).")] = "hybrid",
+    kb: Annotated[str | None, typer.Option("--kb", help="Knowledge base holding the corpus; default beir-<folder name>.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as one JSON object.")] = False,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: only on a terminal).")] = None,
+) -> None:
+    """nDCG@10, Recall@100 and MRR@10 of search on a BEIR dataset (document-level, as BEIR reports them).
+
+    The corpus is ingested into its own knowledge base first. Ingestion is incremental: only the first run embeds the corpus.
+    """
+    from assistant.retrieval import Retriever
+    from assistant.retrieval_eval import evaluate_beir
+    from ingest.locking import IngestionLockedError
+    from ingest.pipeline import ingest_paths
+
+    corpus = beir / "corpus.jsonl"
+    kb = kb or f"beir-{beir.resolve().name}"
+    if not corpus.is_file():
+        typer.secho(f"error: {corpus} does not exist; --beir must be a BEIR folder with corpus.jsonl", err=True, fg="red")
+        raise typer.Exit(1)
+    try:
+        summary = ingest_paths([corpus], kb, show_progress=progress)
+        if summary.failed:
+            raise ValueError(f"could not ingest {corpus}: {summary.failed[0]['error']}")
+        scores = evaluate_beir(Retriever(), kb, beir, split, mode)
+    except (FileNotFoundError, IngestionLockedError, ValueError) as error:
+        typer.secho(f"error: {error}", err=True, fg="red")
+        raise typer.Exit(1)
+    result = {**scores.as_dict(), "kb": kb, "split": split, "documents_ingested": summary.added + summary.updated,
+              "ingest_seconds": round(summary.seconds, 3)}
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    typer.echo(f"{beir.resolve().name} ({split} split, {scores.queries} queries) in knowledge base {kb}, mode {mode}")
+    for label, value in (("nDCG@10", scores.ndcg_at_10), ("Recall@100", scores.recall_at_100), ("MRR@10", scores.mrr_at_10)):
+        typer.echo(f"  {label:<11} {value:.4f}")
+    typer.echo(f"  searched in {scores.seconds:.1f} s ({scores.queries / scores.seconds:.0f} queries/s)" if scores.seconds
+               else "  searched in 0 s")
