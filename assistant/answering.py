@@ -1,6 +1,9 @@
 """Grounded answers: question → retrieval → relevance gate → prompt → model → support check → answer.
 
-Three kinds of answer come out, and the JSON says which:
+Four kinds of answer come out, and the JSON says which:
+
+* ``verified``: an agent approved an answer for a question close enough to this one
+  (``assistant.verified``); it is given verbatim, before any retrieval or generation.
 
 * ``generated``: the model's answer, every claim of which is supported by a passage it cites
   (uncited claims get the citation of the passage that supports them; see ``grounding``).
@@ -29,7 +32,7 @@ from assistant.prompting import Turn, build_messages, rewrite_followup
 from assistant.retrieval import Retriever
 from assistant.retrieval_types import Hit
 
-AnswerKind = Literal["generated", "extractive", "refusal"]
+AnswerKind = Literal["verified", "generated", "extractive", "refusal"]
 
 REFUSAL_TEXT = (
     "I couldn't find this in our help center, so I'd rather not guess. "
@@ -45,6 +48,11 @@ _MODEL_DECLINED = re.compile(
     r"(?:answer|contain|mention|say|cover))\b",
     re.IGNORECASE,
 )
+
+
+def model_declined(text: str) -> bool:
+    """Whether a model's answer says the passages do not answer the question (the refusal the prompt asks for)."""
+    return bool(_MODEL_DECLINED.search(text))
 
 
 @dataclass
@@ -174,6 +182,10 @@ class Assistant:
 
         Raises ``ModelUnavailableError`` (from the backend) when the model cannot be reached.
         """
+        verified = self.verified_answer(question, kb, history)
+        if verified is not None:
+            yield FinalEvent(verified)
+            return
         draft = self.retrieve(question, kb, history)
         if draft.relevance < self.settings.answer_min_relevance:
             yield FinalEvent(self._refusal(draft, None, None,
@@ -202,6 +214,26 @@ class Assistant:
             return
         answer = self._finish(draft, text, "extractive", model.name, False, generated, report.reason)
         yield FinalEvent(answer, replaced=True)
+
+    def verified_answer(self, question: str, kb: str, history: Sequence[Turn] = ()) -> Answer | None:
+        """The agent-approved answer for this question (a follow-up made standalone first), if one
+        matches closely enough; ``relevance`` is then the similarity of the two questions."""
+        from assistant.verified import lookup
+
+        started = time.perf_counter()
+        question = question.strip()
+        if not question:
+            raise ValueError("the question is empty")
+        recent = list(history)[-self.settings.history_turns:] if self.settings.history_turns > 0 else []
+        query = rewrite_followup(question, recent, self.settings.history_turns)
+        match = lookup(kb, query, self.settings, self.retriever.embedder)
+        if match is None:
+            return None
+        return Answer(question, match.answer, "verified", [], [], None, (time.perf_counter() - started) * 1000, query,
+                      None, match.similarity,
+                      reason=f"verified answer {match.id} (approved by {match.approved_by}) for {match.question!r}, "
+                             f"question similarity {match.similarity:.2f} >= verified_min_similarity="
+                             f"{self.settings.verified_min_similarity:.2f}")
 
     def retrieve(self, question: str, kb: str, history: Sequence[Turn] = ()) -> _Draft:
         """Rewrite a follow-up, search, and measure how relevant the best passage is."""

@@ -41,7 +41,10 @@ class Settings(BaseSettings):
     chunk_tokens: int = Field(200, description="Word pieces per chunk, within the embedding model's 256-token window.")
     chunk_overlap: int = Field(32, description="Word pieces repeated between consecutive chunks of a section.")
     exact_index_max: int = Field(200_000, description="Above this many vectors a knowledge base gets an approximate (IVF) index.")
-    ivf_nprobe: int = 16
+    ivf_nprobe: int = Field(16, ge=1, description="Inverted lists an IVF index search visits: more is slower and finds more "
+                            "of the exact top hits (bench/index.py measures the trade-off).")
+    db_pool_size: int = Field(10, ge=1, description="PostgreSQL connections each process keeps open (its pool).")
+    db_max_overflow: int = Field(20, ge=0, description="Extra PostgreSQL connections a process may open above the pool under load.")
     max_file_mb: float = Field(50.0, description="Files larger than this are skipped as oversized.")
     commit_every: int = Field(1000, description="Documents per checkpoint of a long ingestion run.")
 
@@ -55,6 +58,20 @@ class Settings(BaseSettings):
     answer_min_relevance: float = Field(0.40, description="Refuse (and offer a human) when no retrieved passage has at least this cosine similarity to the question.")
     answer_passages: int = Field(4, description="Retrieved passages given to the model as numbered context.")
     history_turns: int = Field(4, description="Recent conversation turns used to make follow-up questions standalone.")
+    verified_min_similarity: float = Field(
+        0.85, ge=0.0, le=1.0,
+        description="Cosine similarity (all-MiniLM-L6-v2) above which a question gets an agent-approved verified answer "
+                    "verbatim. Measured on the demo help center: reworded paraphrases scored 0.87-0.96, while the nearest "
+                    "different questions scored 0.82 (express vs standard shipping) and 0.75 (Vienna vs Munich store hours).")
+
+    agent_max_steps: int = Field(4, description="Most model calls one agent turn may make (tool calls included) before it must answer.")
+    agent_model_tools: Literal["off", "auto", "required"] = Field(
+        "off", description="Let the vLLM-served model call tools: auto (the model decides), required (its first call must be a "
+        "tool call, which vLLM enforces with structured output), off (the deterministic router alone; right for small models).")
+    agent_extra_tools: str = Field("", description="Comma-separated `module:attribute` of a team's own LangChain tools (or functions) to add.")
+    escalation_negative_score: float = Field(-0.5, description="A customer message scoring at or below this counts as strongly negative.")
+    escalation_negative_streak: int = Field(2, description="Consecutive strongly negative customer messages that open a ticket.")
+    escalation_refusal_streak: int = Field(2, description="Consecutive answers the assistant could not give that open a ticket.")
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

@@ -31,7 +31,7 @@ import unicodedata
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Iterable, Literal
 
 from assistant.llm.base import Message
 from assistant.prompting import Turn, build_messages

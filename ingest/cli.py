@@ -20,6 +20,8 @@ def ingest(
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first file that cannot be ingested.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: only on a terminal).")] = None,
+    engine: Annotated[str, typer.Option("--engine", help="Where parsing, chunking and embedding run: local (this process) or ray (a Ray cluster).")] = "local",
+    address: Annotated[str | None, typer.Option("--address", help="Ray cluster address for --engine ray (e.g. ray://head:10001 or auto); default: RAY_ADDRESS, else a new local Ray instance.")] = None,
 ) -> None:
     """Parse, chunk, embed and index documents, skipping unchanged files.
 
@@ -27,11 +29,13 @@ def ingest(
     BEIR corpus.jsonl. Exit code 0 when everything was ingested, 2 when some files were skipped
     (each listed with its reason), 1 on an error that stopped the job.
     """
+    from assistant.ray_cluster import RayUnavailableError
     from ingest.pipeline import ingest_paths
 
     try:
-        summary = ingest_paths(paths, kb, include=include, exclude=exclude, prune=prune, strict=strict, show_progress=progress)
-    except (FileNotFoundError, IngestionLockedError, ValueError) as error:
+        summary = ingest_paths(paths, kb, include=include, exclude=exclude, prune=prune, strict=strict, show_progress=progress,
+                               engine=engine, address=address)
+    except (FileNotFoundError, IngestionLockedError, ValueError, RayUnavailableError) as error:
         typer.secho(f"error: {error}", err=True, fg="red")
         raise typer.Exit(1)
     result = summary.as_dict()

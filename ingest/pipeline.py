@@ -13,7 +13,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 from sqlalchemy import delete, insert, select
@@ -36,8 +36,8 @@ from assistant.vector_index import (
 )
 from ingest.chunking import ChunkDraft, tokenizer_chunker
 from ingest.discovery import discover
-from ingest.loaders import load_file
-from ingest.loaders.base import LoadedDocument, LoaderError
+from ingest.engines import IngestEngine, LocalEngine, make_engine
+from ingest.loaders.base import LoadedDocument
 from ingest.locking import kb_lock
 
 _SQL_BATCH = 500
@@ -106,17 +106,41 @@ class _Pending:
         return len(self.to_index) + len(self.to_delete) + len(self.failures)
 
 
+@dataclass
+class _FileState:
+    """A discovered file as the pipeline sees it before parsing (``reason``: why it cannot be read)."""
+
+    path: Path
+    previous: list[tuple[int, str, str | None, str, str]]
+    reason: str | None
+    size: int
+    file_hash: str
+    unchanged: bool
+
+    @property
+    def needs_parsing(self) -> bool:
+        return self.reason is None and not self.unchanged
+
+
 class Ingestor:
-    """Runs one ingestion job into one knowledge base."""
+    """Runs one ingestion job into one knowledge base.
+
+    ``engine`` executes parsing, chunking and embedding (``ingest.engines``: this process by
+    default, or a Ray cluster); every decision and every write stays here, so the engines agree.
+    """
 
     def __init__(self, kb: str, settings: Settings | None = None, embedder: Embedder | None = None,
-                 show_progress: bool | None = None):
+                 show_progress: bool | None = None, engine: IngestEngine | None = None):
         self.kb_name = kb
         self.settings = settings or get_settings()
         self.embedder = embedder or get_embedder(self.settings)
         self.chunker = tokenizer_chunker(self.embedder.tokenizer, self.settings.chunk_tokens, self.settings.chunk_overlap)
         # None lets tqdm decide: bars on a terminal, none in cron logs.
         self.disable_bars = None if show_progress is None else not show_progress
+        self.engine = engine or LocalEngine(self.embedder, self.chunker, self.disable_bars)
+        if (self.engine.model_name, self.engine.dim) != (self.embedder.name, self.embedder.dim):
+            raise ValueError(f"the {self.engine.name} engine embeds with {self.engine.model_name} ({self.engine.dim} dims) but "
+                             f"this process with {self.embedder.name} ({self.embedder.dim} dims); install the same model everywhere")
 
     def run(self, paths: Sequence[Path], include: Sequence[str] = (), exclude: Sequence[str] = (),
             prune: bool = False, strict: bool = False) -> IngestSummary:
@@ -168,23 +192,20 @@ class Ingestor:
 
         pending = _Pending()
         seen_paths: set[str] = set()
-        bar = tqdm(files, desc=f"ingest {self.kb_name}", unit="file", disable=self.disable_bars)
-        for path in bar:
+        bar = tqdm(total=len(files), desc=f"ingest {self.kb_name}", unit="file", disable=self.disable_bars)
+        for state, parsed in self.engine.parse(self._scan(files, known)):
+            bar.update(1)
+            path, previous, reason, size, file_hash = state.path, state.previous, state.reason, state.size, state.file_hash
             key = str(path)
             seen_paths.add(key)
-            previous = known.get(key, [])
-            reason = self._check_file(path)
-            size = path.stat().st_size if path.exists() else 0
-            file_hash = file_sha256(path) if reason is None else ""
-            if reason is None and previous and all(h == file_hash and s == "indexed" for _, _, _, h, s in previous):
+            if state.unchanged:
                 summary.unchanged += len(previous)
                 continue
             documents: list[LoadedDocument] = []
-            if reason is None:
-                try:
-                    documents = load_file(path)
-                except LoaderError as error:
-                    reason = str(error)
+            if isinstance(parsed, str):
+                reason = parsed
+            elif parsed is not None:
+                documents = parsed
             if reason is not None:
                 pending.failures.append((key, file_hash, size, reason))
                 summary.failed.append({"path": key, "error": reason})
@@ -228,6 +249,17 @@ class Ingestor:
         summary.index_generation = generation
         summary.index_kind = index.kind
 
+    def _scan(self, files: list[Path], known: dict[str, list]) -> Iterator[_FileState]:
+        """Each file's checks and hash, lazily (an engine parses a few files ahead of the decisions)."""
+        for path in files:
+            previous = known.get(str(path), [])
+            reason = self._check_file(path)
+            size = path.stat().st_size if path.exists() else 0
+            file_hash = file_sha256(path) if reason is None else ""
+            unchanged = bool(reason is None and previous
+                             and all(h == file_hash and s == "indexed" for _, _, _, h, s in previous))
+            yield _FileState(path, previous, reason, size, file_hash, unchanged)
+
     def _check_file(self, path: Path) -> str | None:
         try:
             size = path.stat().st_size
@@ -241,16 +273,6 @@ class Ingestor:
             return f"oversized: {size / 1024 / 1024:.1f} MB is above HELPMATE_MAX_FILE_MB={self.settings.max_file_mb:g}"
         return None
 
-    def _embed(self, drafts: list[ChunkDraft]) -> np.ndarray:
-        texts = [d.embedding_text for d in drafts]
-        vectors = np.zeros((len(texts), self.embedder.dim), dtype=np.float32)
-        step = 4 * self.embedder.batch_size
-        with tqdm(total=len(texts), desc="embed", unit="chunk", disable=self.disable_bars, leave=False) as bar:
-            for start in range(0, len(texts), step):
-                vectors[start:start + step] = self.embedder.encode(texts[start:start + step])
-                bar.update(min(step, len(texts) - start))
-        return vectors
-
     def _checkpoint(self, kb_id: int, generation: int, index: VectorIndex, pending: _Pending, summary: IngestSummary,
                     force: bool = False) -> int:
         """Commit pending work: new index generation on disk first, then the database switch to it."""
@@ -259,9 +281,8 @@ class Ingestor:
                 with session_scope(self.settings) as session:
                     self._write_rows(session, kb_id, pending, [], [])
             return generation
-        drafts_per_doc = self.chunker.chunk([doc for doc, *_ in pending.to_index])
+        drafts_per_doc, vectors = self.engine.chunk_and_embed([doc for doc, *_ in pending.to_index])
         drafts = [d for doc_drafts in drafts_per_doc for d in doc_drafts]
-        vectors = self._embed(drafts)
 
         with session_scope(self.settings) as session:
             old_chunk_ids = self._delete_documents(session, pending.to_delete)
@@ -270,7 +291,7 @@ class Ingestor:
             index.add(np.asarray(new_ids, dtype=np.int64), vectors)
             fitted = index.fit_kind(self.settings.exact_index_max)
             if fitted is not index:
-                index.index = fitted.index
+                index.index, index.params = fitted.index, fitted.params
             new_generation = generation + 1
             target = generation_dir(self.settings, self.kb_name, new_generation)
             staging = target.with_name(target.name + ".tmp")
@@ -340,7 +361,20 @@ class Ingestor:
             run.errors = summary.failed
 
 
-def ingest_paths(paths: Sequence[Path], kb: str, settings: Settings | None = None, **options) -> IngestSummary:
-    """Ingest files or folders into knowledge base ``kb``; see ``Ingestor.run`` for the options."""
+def ingest_paths(paths: Sequence[Path], kb: str, settings: Settings | None = None, engine: str = "local",
+                 address: str | None = None, **options) -> IngestSummary:
+    """Ingest files or folders into knowledge base ``kb``; see ``Ingestor.run`` for the options.
+
+    ``engine`` is ``local`` (this process) or ``ray`` (the Ray cluster at ``address``, or a new
+    local Ray instance when it is empty).
+    """
     show_progress = options.pop("show_progress", None)
-    return Ingestor(kb, settings, show_progress=show_progress).run(paths, **options)
+    settings = settings or get_settings()
+    embedder = get_embedder(settings)
+    disable_bars = None if show_progress is None else not show_progress
+    chunker = tokenizer_chunker(embedder.tokenizer, settings.chunk_tokens, settings.chunk_overlap)
+    runner = make_engine(engine, settings, embedder, chunker, address, disable_bars)
+    try:
+        return Ingestor(kb, settings, embedder, show_progress=show_progress, engine=runner).run(paths, **options)
+    finally:
+        runner.close()

@@ -270,3 +270,27 @@ def test_prompt_numbers_passages_and_includes_the_conversation():
     user = messages[1]["content"]
     assert "[1] Shipping costs > Express delivery\nExpress shipping" in user and "[2] Shipping costs > Standard" in user
     assert "Customer: How much is the rental deposit?" in user and user.endswith("Question: Is it refunded?")
+
+
+@pytest.mark.slow
+def test_cli_ask_through_the_real_vllm_server_answers_and_stores_the_conversation(kb, vllm_server, monkeypatch):
+    from assistant.database import session_scope
+    from assistant.database.models import Message
+
+    monkeypatch.setenv("HELPMATE_VLLM_BASE_URL", vllm_server)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["ask", EXPRESS, "--kb", "help", "--backend", "vllm", "--json"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["kind"] in ("generated", "extractive") and "14.90" in data["answer"]
+    assert Path(data["citations"][0]["source"]).name == "shipping.html"
+    assert data["model"] == "smollm2-135m-instruct"
+    settings, _, _ = kb
+    with session_scope(settings) as session:
+        stored = [session.get(Message, data["message_id"] - 1), session.get(Message, data["message_id"])]
+        assert [(m.role, m.conversation_id) for m in stored] == [("customer", data["conversation_id"])] * 1 + [("assistant", data["conversation_id"])]
+        assert stored[0].text == EXPRESS and stored[0].sentiment_label is not None
+        assert stored[1].answer_kind == data["kind"] and stored[1].model_version == data["model"] and stored[1].retrieved_chunk_ids

@@ -14,6 +14,24 @@ def test_migrations_create_the_schema_and_are_idempotent(db_settings):
     migrate(engine)  # a second upgrade is a no-op
     tables = set(sqlalchemy.inspect(engine).get_table_names())
     assert {"knowledge_bases", "documents", "chunks", "ingestion_runs", "alembic_version"} <= tables
+    assert {"conversations", "messages", "alerts", "feedback", "model_versions", "verified_answers"} <= tables
+
+
+def test_feedback_migration_downgrades_and_upgrades_again(db_settings):
+    from alembic import command
+    from alembic.config import Config
+
+    from assistant.database import MIGRATIONS_DIR
+
+    engine = get_engine(db_settings)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0002")
+    assert not {"feedback", "model_versions", "verified_answers"} & set(sqlalchemy.inspect(engine).get_table_names())
+    migrate(engine)
+    assert {"feedback", "model_versions", "verified_answers"} <= set(sqlalchemy.inspect(engine).get_table_names())
 
 
 def test_documents_cascade_to_chunks(db_settings):

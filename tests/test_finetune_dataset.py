@@ -96,7 +96,7 @@ def test_every_text_is_redacted(tmp_path):
     for placeholder in ("[IBAN]", "[EMAIL]", "[PHONE]", "[CARD]", "[ACCOUNT]"):
         assert placeholder in text
     assert "5 business days" in text
-    # Each text is counted once per time it is redacted (the prompt appears in every view).
+    # Counted once per record, though the prompt is written into every view.
     assert set(manifest.redactions) == {"[IBAN]", "[EMAIL]", "[PHONE]", "[CARD]", "[ACCOUNT]"}
 
 

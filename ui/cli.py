@@ -6,9 +6,13 @@ import typer
 
 from assistant.chat_cli import ask, chat
 from assistant.cli import models_app
+from assistant.sentiment_cli import import_conversations, sentiment_app
 from assistant.serving_cli import serve_model
+from finetune.cli import finetune_app
 from ingest.cli import ingest
 from ui.eval_cli import eval_app
+from ui.ui_cli import ui
+from ui.users_cli import users_app
 
 app = typer.Typer(help="Helpmate: customer-service AI on your own documents.", no_args_is_help=True, add_completion=False)
 app.add_typer(models_app, name="models")
@@ -16,7 +20,12 @@ app.command("ingest")(ingest)
 app.add_typer(eval_app, name="eval")
 app.command("ask")(ask)
 app.command("chat")(chat)
+app.add_typer(sentiment_app, name="sentiment")
+app.command("import-conversations")(import_conversations)
 app.command("serve-model")(serve_model)
+app.add_typer(finetune_app, name="finetune")
+app.command("ui")(ui)
+app.add_typer(users_app, name="users")
 
 if __name__ == "__main__":
     app()

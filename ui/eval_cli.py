@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 import typer
 
+from assistant.sentiment_cli import eval_sentiment
+
 # assistant.retrieval.Mode, spelled out so that `helpmate --help` does not import FAISS and BM25.
 Mode = Literal["dense", "bm25", "hybrid"]
 
@@ -56,3 +58,6 @@ def retrieval(
         typer.echo(f"  {label:<11} {value:.4f}")
     typer.echo(f"  searched in {scores.seconds:.1f} s ({scores.queries / scores.seconds:.0f} queries/s)" if scores.seconds
                else "  searched in 0 s")
+
+
+eval_app.command("sentiment")(eval_sentiment)

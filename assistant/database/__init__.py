@@ -32,8 +32,15 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url`` with Helpmate's connection settings (not migrated)."""
+def make_engine(url: str, pool_size: int = 10, max_overflow: int = 20) -> Engine:
+    """An engine for ``url`` with Helpmate's connection settings (not migrated).
+
+    A server database gets a pool of ``pool_size`` connections kept open plus up to
+    ``max_overflow`` opened under load (``HELPMATE_DB_POOL_SIZE``, ``HELPMATE_DB_MAX_OVERFLOW``):
+    every chat turn holds a connection only for its short sessions, so a pool a little larger
+    than the number of worker threads serves many conversations; ``pool_pre_ping`` survives a
+    restarted server. SQLite uses SQLAlchemy's default pool (one file, no server to protect).
+    """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -41,7 +48,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
 
 
 def migrate(engine: Engine) -> None:
@@ -58,10 +65,11 @@ def migrate(engine: Engine) -> None:
 
 def get_engine(settings: Settings | None = None) -> Engine:
     """The process-wide, migrated engine for the configured database."""
-    url = (settings or get_settings()).database
+    settings = settings or get_settings()
+    url = settings.database
     with _lock:
         if url not in _engines:
-            engine = make_engine(url)
+            engine = make_engine(url, settings.db_pool_size, settings.db_max_overflow)
             migrate(engine)
             _engines[url] = engine
         return _engines[url]

@@ -2,19 +2,44 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 from assistant.config import Settings, get_settings
 from assistant.llm.base import ChatModel
 
+log = logging.getLogger(__name__)
+
 
 def get_chat_model(settings: Settings | None = None) -> ChatModel:
-    """``HELPMATE_LLM_BACKEND=vllm``: the served model over HTTP (``HELPMATE_VLLM_*``; an empty
-    ``HELPMATE_VLLM_MODEL`` means the base model ``helpmate serve-model`` serves). ``local`` (the
-    default): the packaged model in this process, loaded on first use."""
+    """``HELPMATE_LLM_BACKEND=vllm``: the served model over HTTP (``HELPMATE_VLLM_*``). ``local`` (the
+    default): the packaged model in this process, loaded on first use.
+
+    Both answer with the fine-tuned adapter promoted by `helpmate finetune promote` (the ``active``
+    model version in the database), and with the base model when none is active. An explicit
+    ``HELPMATE_VLLM_MODEL`` overrides that choice for the vLLM backend.
+    """
+    from assistant.model_versions import active_version, ensure_served
+
     settings = settings or get_settings()
     if settings.llm_backend == "vllm":
         from assistant.llm.vllm import VLLMChatModel
 
-        return VLLMChatModel.from_settings(settings)
+        if settings.vllm_model:
+            return VLLMChatModel.from_settings(settings)
+        active = active_version(settings)
+        if active is None:
+            return VLLMChatModel.from_settings(settings)
+        ensure_served(settings.vllm_base_url, active.name, active.adapter_path, settings.vllm_api_key)
+        return VLLMChatModel.from_settings(settings.model_copy(update={"vllm_model": active.name}))
     from assistant.llm.local import LocalChatModel
 
+    active = active_version(settings)
+    if active is not None:
+        if (Path(active.adapter_path) / "adapter_config.json").exists():
+            model = LocalChatModel(settings, adapter_path=Path(active.adapter_path))
+            model.name = active.name
+            return model
+        log.warning("the active model version %s has no adapter at %s; answering with the base model "
+                    "(`helpmate finetune rollback` makes the registry agree)", active.name, active.adapter_path)
     return LocalChatModel(settings)

@@ -137,10 +137,12 @@ class VLLMChatModel:
         messages: Sequence[dict[str, Any]],
         options: GenerationOptions = GenerationOptions(),
         tools: Sequence[dict[str, Any]] | None = None,
+        tool_choice: str = "auto",
     ) -> dict[str, Any]:
         """The assistant message as the server returns it: ``content`` and, given ``tools``
-        (OpenAI function schemas), possibly ``tool_calls``."""
-        extra: dict[str, Any] = {"tools": list(tools), "tool_choice": "auto"} if tools else {}
+        (OpenAI function schemas), possibly ``tool_calls``. ``tool_choice="required"`` makes the
+        server constrain the output to a valid call (structured output)."""
+        extra: dict[str, Any] = {"tools": list(tools), "tool_choice": tool_choice} if tools else {}
         response = self._send(self._payload(messages, options, **extra), stream=False)
         try:
             return response.json()["choices"][0]["message"]

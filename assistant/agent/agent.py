@@ -1,0 +1,216 @@
+"""The support agent: one turn of a conversation, from the customer's message to the stored reply.
+
+customer message → stored with its sentiment → router → tool (ticket, report, conversation) or
+grounded answer → escalation policy → reply stored with its trace. The router decides the common
+cases without the model. Questions for the knowledge base go to ``Assistant`` (retrieval,
+generation, support check, citations) or, when ``HELPMATE_AGENT_MODEL_TOOLS`` is on and the
+backend is vLLM, to a LangGraph loop in which the served model calls the tools itself
+(``model_loop``); its answer is checked against the passages it found like any other.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator
+
+from sqlalchemy import select
+
+from assistant.agent import escalation
+from assistant.agent.router import Route, Router
+from assistant.agent.tools import ToolContext, build_tools
+from assistant.agent.trace import Trace
+from assistant.answering import Answer, Assistant, Citation, FinalEvent, TokenEvent
+from assistant.config import Settings, get_settings
+from assistant.conversations import add_message, start_conversation
+from assistant.database import session_scope
+from assistant.database.models import Conversation, Message
+
+TICKET_FAILED_TEXT = ("I'm sorry, I could not reach our team's queue just now. Please try again in a moment, "
+                      "or write to us by e-mail; your conversation is saved.")
+ALREADY_WITH_TEAM_TEXT = "A member of our team already has your conversation (ticket #{ticket}); they will get back to you here."
+TOOL_FAILED_TEXT = "I'm sorry, I could not look that up just now ({error}). Please try again in a moment."
+
+
+@dataclass
+class AgentReply:
+    """What the customer (or operator) sees, and everything stored with it."""
+
+    text: str
+    kind: str  # generated | extractive | refusal | verified (answers) | escalation | report | conversation | error
+    citations: list[Citation]
+    ticket: dict[str, Any] | None
+    trace: dict[str, Any]
+    conversation_id: int
+    message_id: int
+    customer_message_id: int
+    sentiment: tuple[str | None, float | None]
+    model: str | None
+    latency_ms: float
+    answer: Answer | None = None
+
+
+@dataclass(frozen=True)
+class AgentFinal:
+    """The last event of ``SupportAgent.stream``: the checked, stored reply."""
+
+    reply: AgentReply
+    replaced: bool = False  # the reply's text is not what was streamed as tokens
+
+
+@dataclass
+class _Turn:
+    conversation_id: int
+    kb: str
+    history: list[tuple[str, str]]
+    customer_message_id: int
+    sentiment: tuple[str | None, float | None]
+    started: float
+    trace: Trace = field(default_factory=Trace)
+
+
+class SupportAgent:
+    """``agent = SupportAgent(settings)``; ``cid = agent.start()``; ``agent.respond(cid, "...")``.
+
+    One agent serves many conversations and threads: it holds only shared, read-only parts
+    (models, retriever, tools); each turn reads and writes its conversation in the database.
+    """
+
+    def __init__(self, settings: Settings | None = None, assistant: Assistant | None = None,
+                 now: Callable[[], datetime] | None = None):
+        self.settings = settings or get_settings()
+        self.assistant = assistant or Assistant(self.settings)
+        self.router = Router(self.assistant.retriever.embedder)
+        self.tools = build_tools(ToolContext(self.settings, self.assistant.retriever, now=now))
+        self.now = now
+
+    def start(self, channel: str = "chat", kb: str = "default", customer_id: str | None = None) -> int:
+        """A new conversation's id."""
+        with session_scope(self.settings) as session:
+            return start_conversation(session, channel, kb=kb, customer_id=customer_id).id
+
+    def respond(self, conversation_id: int, text: str) -> AgentReply:
+        """The stored reply to one customer message."""
+        for event in self.stream(conversation_id, text):
+            if isinstance(event, AgentFinal):
+                return event.reply
+        raise RuntimeError("the agent's stream ended without a reply")
+
+    def stream(self, conversation_id: int, text: str) -> Iterator[TokenEvent | AgentFinal]:
+        """Token events while a model writes an answer, then one ``AgentFinal``.
+
+        A model server that is down raises ``ModelUnavailableError`` after the customer's message
+        is stored, so nothing the customer wrote is lost.
+        """
+        turn = self._receive(conversation_id, text)
+        route = self.router.route(text)
+        turn.trace.route = f"{route.intent}: {route.reason}"
+        answer: Answer | None = None
+        replaced = False
+        ticket: dict[str, Any] | None = None
+        if route.intent == "human":
+            ticket, reply_text = self._open_ticket(turn, "the customer asked for a person", "normal", "router")
+            kind = "escalation"
+        elif route.intent in ("report", "conversation"):
+            reply_text, kind = self._report(turn, route, text)
+        else:
+            streamed = False
+            for event in self._answer(turn, text):
+                if isinstance(event, TokenEvent):
+                    streamed = True
+                    yield event
+                else:
+                    answer, replaced = event.answer, event.replaced or not streamed
+            assert answer is not None
+            reply_text, kind = answer.text, answer.kind
+        if ticket is None:
+            ticket, with_note = self._escalate_if_needed(turn, kind, reply_text)
+            replaced = replaced or with_note != reply_text
+            reply_text = with_note
+        yield AgentFinal(self._store(turn, reply_text, kind, answer, ticket), replaced or answer is None)
+
+    # --- steps --------------------------------------------------------------------------------
+
+    def _receive(self, conversation_id: int, text: str) -> _Turn:
+        started = time.perf_counter()
+        with session_scope(self.settings) as session:
+            conversation = session.get(Conversation, conversation_id)
+            if conversation is None:
+                raise ValueError(f"there is no conversation {conversation_id}; start one first")
+            earlier = session.scalars(select(Message).where(Message.conversation_id == conversation_id)
+                                      .order_by(Message.created_at, Message.id)).all()
+            history = [("user" if m.role == "customer" else "assistant", m.text) for m in earlier]
+            message = add_message(session, conversation, "customer", text, settings=self.settings,
+                                  created_at=self.now() if self.now else None)
+            return _Turn(conversation_id, conversation.kb or "default", history, message.id,
+                         (message.sentiment_label, message.sentiment_score), started)
+
+    def _open_ticket(self, turn: _Turn, reason: str, priority: str, by: str) -> tuple[dict[str, Any] | None, str]:
+        result, error = turn.trace.call(self.tools["create_ticket"], {"conversation_id": turn.conversation_id,
+                                                                     "reason": reason, "priority": priority}, by)  # type: ignore[arg-type]
+        if error:
+            return None, TICKET_FAILED_TEXT
+        template = escalation.HANDOVER_TEXT if result["created"] else ALREADY_WITH_TEAM_TEXT
+        return result, template.format(ticket=result["id"])
+
+    def _report(self, turn: _Turn, route: Route, text: str) -> tuple[str, str]:
+        if route.intent == "conversation":
+            result, error = turn.trace.call(self.tools["get_conversation"], route.arguments, "router")
+            if error:
+                return TOOL_FAILED_TEXT.format(error=error), "error"
+            lines = [f"Conversation #{result['id']} ({result['channel']}, started {result['started_at'][:16]}):"]
+            lines += [f"- {m['role']}" + (f" [{m['sentiment']} {m['score']:+.2f}]" if m["sentiment"] else "") + f": {m['text']}"
+                      for m in result["messages"]]
+            return "\n".join(lines), "conversation"
+        from assistant.sentiment_questions import plan_report
+
+        now = self.now() if self.now else datetime.now(timezone.utc)
+        with session_scope(self.settings) as session:
+            request = plan_report(text, session, now)
+        arguments = {"period": request.period, "group_by": request.group_by, "kb": request.kb,
+                     "channel": request.channel, "limit": request.limit}
+        result, error = turn.trace.call(self.tools["sentiment_report"], arguments, "router")
+        if error:
+            return TOOL_FAILED_TEXT.format(error=error), "error"
+        return result["summary"], "report"
+
+    def _answer(self, turn: _Turn, text: str) -> Iterator[TokenEvent | FinalEvent]:
+        if self.settings.agent_model_tools != "off" and self.settings.llm_backend == "vllm":
+            from assistant.agent.model_loop import answer_with_tools
+
+            yield FinalEvent(*answer_with_tools(self, turn, text))
+            return
+        yield from self.assistant.stream(text, turn.kb, turn.history)
+
+    def _escalate_if_needed(self, turn: _Turn, kind: str, text: str) -> tuple[dict[str, Any] | None, str]:
+        with session_scope(self.settings) as session:
+            messages = session.scalars(select(Message).where(Message.conversation_id == turn.conversation_id)
+                                       .order_by(Message.created_at, Message.id)).all()
+            decision = escalation.check(messages, self.settings, this_answer_refused=kind == "refusal")
+        if decision is None:
+            return None, text
+        ticket, note = self._open_ticket(turn, decision.reason, decision.priority, "policy")
+        if ticket is not None and not ticket["created"]:
+            return ticket, text  # the customer was told when that ticket was opened
+        return ticket, f"{text}\n\n{note}"
+
+    def _store(self, turn: _Turn, text: str, kind: str, answer: Answer | None, ticket: dict[str, Any] | None) -> AgentReply:
+        latency_ms = (time.perf_counter() - turn.started) * 1000
+        trace = turn.trace.as_dict()
+        if answer is not None:
+            trace["answer"] = {"kind": answer.kind, "rewritten_question": answer.rewritten_question,
+                               "relevance": round(answer.relevance, 4), "reason": answer.reason,
+                               "passages": [f"{h.title or h.source}" for h in answer.retrieved]}
+        if ticket is not None:
+            trace["ticket"] = ticket["id"]
+        with session_scope(self.settings) as session:
+            conversation = session.get(Conversation, turn.conversation_id)
+            message = add_message(
+                session, conversation, "assistant", text, model_version=answer.model if answer else None,
+                retrieved_chunk_ids=[h.chunk_id for h in answer.retrieved] if answer else None, latency_ms=latency_ms,
+                answer_kind=kind, trace=trace, settings=self.settings, created_at=self.now() if self.now else None,
+            )
+            message_id = message.id
+        return AgentReply(text, kind, answer.citations if answer else [], ticket, trace, turn.conversation_id, message_id,
+                          turn.customer_message_id, turn.sentiment, answer.model if answer else None, latency_ms, answer)

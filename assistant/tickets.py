@@ -1,0 +1,81 @@
+"""Tickets: the hand-over from the assistant to a person.
+
+A ticket is opened by the escalation policy or when a customer asks for a person; operators move
+it from open to assigned to closed on the dashboard. Opening a second ticket for a conversation
+that already has an open one returns the open one, so a customer who asks twice, or whose anger
+and a failed answer coincide, is not queued twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from assistant.database.models import Conversation, Message, Ticket
+
+PRIORITIES: tuple[str, ...] = ("low", "normal", "high", "urgent")
+STATUSES: tuple[str, ...] = ("open", "assigned", "closed")
+
+
+def transcript(session: Session, conversation_id: int) -> list[dict[str, Any]]:
+    """The conversation's messages, oldest first, as plain dicts (role, text, time, sentiment)."""
+    messages = session.scalars(
+        select(Message).where(Message.conversation_id == conversation_id).order_by(Message.created_at, Message.id)
+    )
+    return [
+        {"role": m.role, "text": m.text, "at": m.created_at.isoformat(), "sentiment": m.sentiment_label,
+         "score": m.sentiment_score}
+        for m in messages
+    ]
+
+
+def open_ticket(session: Session, conversation_id: int) -> Ticket | None:
+    """The conversation's ticket that is not closed yet, if any."""
+    return session.scalar(
+        select(Ticket).where(Ticket.conversation_id == conversation_id, Ticket.status != "closed").order_by(Ticket.id)
+    )
+
+
+def create_ticket(session: Session, conversation_id: int, reason: str, priority: str = "normal") -> tuple[Ticket, bool]:
+    """Open a ticket carrying the transcript; returns (ticket, created). An open one is reused."""
+    if priority not in PRIORITIES:
+        raise ValueError(f"priority {priority!r} is not one of {', '.join(PRIORITIES)}")
+    if not reason.strip():
+        raise ValueError("a ticket needs a reason")
+    if session.get(Conversation, conversation_id) is None:
+        raise ValueError(f"there is no conversation {conversation_id}")
+    existing = open_ticket(session, conversation_id)
+    if existing is not None:
+        return existing, False
+    ticket = Ticket(conversation_id=conversation_id, reason=reason.strip(), priority=priority, status="open",
+                    transcript=transcript(session, conversation_id))
+    session.add(ticket)
+    session.flush()
+    return ticket, True
+
+
+def set_ticket_status(session: Session, ticket_id: int, status: str, assignee: str | None = None) -> Ticket:
+    """Move a ticket to open, assigned (to ``assignee``) or closed."""
+    if status not in STATUSES:
+        raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+    ticket = session.get(Ticket, ticket_id)
+    if ticket is None:
+        raise ValueError(f"there is no ticket {ticket_id}")
+    if status == "assigned" and not (assignee or ticket.assignee):
+        raise ValueError("an assigned ticket needs an assignee")
+    ticket.status = status
+    if assignee is not None:
+        ticket.assignee = assignee
+    ticket.updated_at = datetime.now(timezone.utc)
+    session.flush()
+    return ticket
+
+
+def ticket_dict(ticket: Ticket) -> dict[str, Any]:
+    """A ticket as tools and the dashboard show it."""
+    return {"id": ticket.id, "conversation_id": ticket.conversation_id, "reason": ticket.reason,
+            "priority": ticket.priority, "status": ticket.status, "assignee": ticket.assignee,
+            "created_at": ticket.created_at.isoformat(), "messages": len(ticket.transcript)}

@@ -1,0 +1,154 @@
+"""Serving throughput: how much Helpmate adds on top of vLLM, and what vLLM gains over in-process generation.
+
+The answerable questions of ``demo/questions.jsonl`` (help center in ``demo/helpcenter``, ingested
+into a fresh data directory) are sent at each concurrency through:
+
+(a) ``full``:   the whole Helpmate path with the ``vllm`` backend (``SupportAgent.respond``: store the
+                message with its sentiment, route, retrieve, prompt, generate, support check, store
+                the reply), one new conversation per question;
+(b) ``direct``: the same prompts (built once from the same retrieval) straight to the vLLM server;
+(c) ``local``:  the same prompts through the ``local`` backend (transformers in this process), one at
+                a time (concurrency 1 only: the in-process model serves one request at a time).
+
+It prints questions per second and p50/p95 latency per mode and concurrency, and the ratios
+(a)/(b) and (a)/(c) of throughput. A vLLM server is started for the run (``helpmate serve-model``'s
+machinery) unless ``--base-url`` names a running one.
+
+    python bench/serve.py [--concurrency 1 4 16] [--questions 32] [--local-questions 8] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
+sys.path.insert(0, str(REPO))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def measure(work: Callable[[str], object], items: list[str], concurrency: int) -> dict:
+    """Run ``work`` over ``items`` with ``concurrency`` threads: throughput and latency percentiles."""
+    latencies: list[float] = []
+
+    def timed(item: str) -> None:
+        started = time.perf_counter()
+        work(item)
+        latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(timed, items))
+    elapsed = time.perf_counter() - started
+    ordered = sorted(latencies)
+    return {"concurrency": concurrency, "requests": len(items), "seconds": round(elapsed, 2),
+            "per_s": round(len(items) / elapsed, 3), "p50_s": round(statistics.median(ordered), 3),
+            "p95_s": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--questions", type=int, default=32, help="Questions per run (answerable ones, repeated if needed).")
+    parser.add_argument("--local-questions", type=int, default=8, help="Questions for the one-at-a-time local backend.")
+    parser.add_argument("--base-url", help="A running vLLM server (…/v1); default: start one for this run.")
+    parser.add_argument("--json", action="store_true", help="Print the results as one JSON object.")
+    args = parser.parse_args()
+
+    from assistant.agent import SupportAgent
+    from assistant.answering import ANSWER_OPTIONS, Assistant
+    from assistant.config import get_settings
+    from assistant.llm.local import LocalChatModel
+    from assistant.llm.vllm import VLLMChatModel
+    from assistant.prompting import build_messages
+    from assistant.serving import ServeOptions, start_server, stop_server
+    from ingest.pipeline import ingest_paths
+
+    questions = [json.loads(line) for line in (REPO / "demo" / "questions.jsonl").read_text().splitlines() if line.strip()]
+    answerable = [q["question"] for q in questions if q.get("source")]
+    items = (answerable * (args.questions // len(answerable) + 1))[: args.questions]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["HELPMATE_DATA_DIR"] = tmp
+        os.environ.setdefault("HELPMATE_MODELS_DIR", str(REPO / "data" / "models"))
+        get_settings.cache_clear()
+        base = get_settings()
+        summary = ingest_paths([REPO / "demo" / "helpcenter"], "demo", base, show_progress=False)
+        if summary.failed:
+            raise SystemExit(f"could not ingest the demo help center: {summary.failed}")
+        server = None
+        if args.base_url:
+            base_url = args.base_url
+        else:
+            serve_settings = base.model_copy(update={"data_dir": REPO / "data"})
+            server = start_server(serve_settings, ServeOptions(port=_free_port()), background=True,
+                                  echo=lambda line: print(line, file=sys.stderr))
+            base_url = server.base_url
+        try:
+            settings = base.model_copy(update={"llm_backend": "vllm", "vllm_base_url": base_url, "vllm_timeout_s": 600.0})
+            agent = SupportAgent(settings)
+            # The prompts the full path sends, built from the same retrieval.
+            prompts = {}
+            for question in set(items):
+                draft = agent.assistant.retrieve(question, "demo")
+                prompts[question] = build_messages(draft.question, draft.hits, draft.history)
+            direct = VLLMChatModel.from_settings(settings)
+            local = LocalChatModel(base)
+            local.generate(prompts[items[0]], ANSWER_OPTIONS)  # load and warm up
+            direct.generate(prompts[items[0]], ANSWER_OPTIONS)
+            agent.respond(agent.start("bench", "demo"), items[0])
+
+            def full(question: str) -> None:
+                agent.respond(agent.start("bench", "demo"), question)
+
+            results: dict[str, list[dict]] = {"full": [], "direct": [], "local": []}
+            for concurrency in args.concurrency:
+                for mode, work in (("direct", lambda q: direct.generate(prompts[q], ANSWER_OPTIONS)), ("full", full)):
+                    row = measure(work, items, concurrency)
+                    results[mode].append(row)
+                    print(f"{mode:7s} c={concurrency:<3d} {row['per_s']:6.2f} q/s  p50 {row['p50_s']:6.2f} s  "
+                          f"p95 {row['p95_s']:6.2f} s", file=sys.stderr)
+            row = measure(lambda q: local.generate(prompts[q], ANSWER_OPTIONS), items[: args.local_questions], 1)
+            results["local"].append(row)
+            print(f"local   c=1   {row['per_s']:6.2f} q/s  p50 {row['p50_s']:6.2f} s  p95 {row['p95_s']:6.2f} s", file=sys.stderr)
+        finally:
+            if server is not None:
+                stop_server(base.model_copy(update={"data_dir": REPO / "data"}), server)
+
+    local_rate = results["local"][0]["per_s"]
+    ratios = [{"concurrency": f["concurrency"], "full_over_direct": round(f["per_s"] / d["per_s"], 3),
+               "full_over_local": round(f["per_s"] / local_rate, 2)}
+              for f, d in zip(results["full"], results["direct"])]
+    output = {"questions": len(items), "local_questions": args.local_questions, "results": results, "ratios": ratios,
+              "machine": f"{os.cpu_count()} CPUs"}
+    if args.json:
+        print(json.dumps(output, indent=2))
+        return
+    print(f"{'mode':8s} {'conc':>4s} {'q/s':>7s} {'p50 s':>7s} {'p95 s':>7s}")
+    for mode in ("full", "direct", "local"):
+        for row in results[mode]:
+            print(f"{mode:8s} {row['concurrency']:4d} {row['per_s']:7.2f} {row['p50_s']:7.2f} {row['p95_s']:7.2f}")
+    for ratio in ratios:
+        print(f"concurrency {ratio['concurrency']:>2}: full/direct = {ratio['full_over_direct']:.2f}, "
+              f"full/local(one at a time) = {ratio['full_over_local']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

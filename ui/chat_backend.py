@@ -1,0 +1,144 @@
+"""What the chat page does, without Streamlit: answer a customer turn, take feedback, hand over
+to a person. Kept apart from the page so it is tested and benchmarked directly.
+
+A turn goes through the support agent (``assistant.agent.SupportAgent``): it stores the
+customer's and the assistant's messages (with sentiment, answer kind and tool trace) and may open
+a ticket itself. The page gets ``Token`` events while the model writes, then one ``Reply``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from assistant.config import Settings
+from assistant.database import session_scope
+
+CHANNEL = "chat"
+HANDOVER_REASON = "the customer asked to talk to a person (chat button)"
+
+
+@dataclass(frozen=True)
+class Token:
+    """A piece of the answer as the model writes it (not yet checked)."""
+
+    text: str
+
+
+@dataclass
+class Reply:
+    """The checked answer of one turn, as stored; ``replaced``: not the text that was streamed."""
+
+    text: str
+    kind: str
+    citations: list[dict[str, Any]]
+    message_id: int | None
+    model: str | None
+    latency_ms: float | None
+    replaced: bool = False
+    ticket_id: int | None = None
+    trace: Any = None
+    first_token_ms: float | None = None
+
+
+def _citation_dict(citation: Any) -> dict[str, Any]:
+    if isinstance(citation, dict):
+        return dict(citation)
+    return {key: getattr(citation, key, None) for key in ("number", "chunk_id", "source", "title", "section", "page", "text")}
+
+
+def start_chat(settings: Settings, kb: str) -> int:
+    """A new chat conversation's id."""
+    from assistant.conversations import start_conversation
+
+    with session_scope(settings) as session:
+        return start_conversation(session, CHANNEL, kb=kb).id
+
+
+class ChatBackend:
+    """Answers chat turns for one process; the models inside are loaded once and shared."""
+
+    def __init__(self, settings: Settings):
+        from assistant.agent import SupportAgent
+
+        self.settings = settings
+        self.agent = SupportAgent(settings)
+
+    def warm(self, kb: str) -> None:
+        """Load the embedding model, the index of ``kb`` and the language model before the first
+        customer waits for them. Raises ModelUnavailableError when the model cannot be reached."""
+        from assistant.llm.base import GenerationOptions
+
+        try:
+            self.agent.assistant.retrieve("warm up", kb)
+        except ValueError:  # no such knowledge base yet: nothing to load
+            pass
+        self.agent.assistant.model.generate([{"role": "user", "content": "Hello"}], GenerationOptions(max_tokens=1))
+
+    def ask(self, conversation_id: int, text: str) -> Iterator[Token | Reply]:
+        """Answer ``text`` in the conversation (from its knowledge base) and store both messages:
+        ``Token`` events, then one ``Reply``. Raises ModelUnavailableError when the model cannot
+        be reached; the customer's message is stored all the same, so the operators see it."""
+        from assistant.agent import AgentFinal
+        from assistant.answering import TokenEvent
+
+        started = time.perf_counter()
+        first_token_ms = None
+        for event in self.agent.stream(conversation_id, text):
+            if isinstance(event, TokenEvent):
+                if first_token_ms is None:
+                    first_token_ms = (time.perf_counter() - started) * 1000
+                yield Token(event.text)
+            elif isinstance(event, AgentFinal):
+                reply = event.reply
+                ticket = reply.ticket or {}
+                yield Reply(text=reply.text, kind=reply.kind, citations=[_citation_dict(c) for c in reply.citations],
+                            message_id=reply.message_id, model=reply.model, latency_ms=reply.latency_ms,
+                            replaced=event.replaced, ticket_id=ticket.get("id"), trace=reply.trace,
+                            first_token_ms=first_token_ms)
+                return
+        raise RuntimeError("the support agent's stream ended without a reply")
+
+
+def request_person(settings: Settings, conversation_id: int, reason: str = HANDOVER_REASON) -> tuple[int, bool]:
+    """Open (or reuse) the conversation's ticket for a person; returns (ticket id, newly created)."""
+    from assistant.tickets import create_ticket
+
+    with session_scope(settings) as session:
+        ticket, created = create_ticket(session, conversation_id, reason, priority="normal")
+        return ticket.id, created
+
+
+def give_feedback(settings: Settings, message_id: int, rating: str, corrected_answer: str | None = None,
+                  comment: str | None = None) -> int:
+    """Store a customer's thumbs (``up``/``down``) or better answer for an assistant message through
+    the feedback store (which copies the question, passages and model version); returns its id."""
+    from assistant.feedback import add_feedback
+
+    with session_scope(settings) as session:
+        feedback = add_feedback(rating, message_id=message_id, corrected_answer=corrected_answer, comment=comment,
+                                given_by="customer", source="ui", session=session)
+        return feedback.id
+
+
+def citation_label(citation: dict[str, Any]) -> str:
+    """``[1] Returns policy > Return window — policy.md, page 2`` (the full source is in the expander)."""
+    title, section = citation.get("title"), citation.get("section")
+    if title and section and section.startswith(title):
+        title = None  # the section path already starts with the document title
+    heading = " > ".join(part for part in (title, section) if part)
+    source = str(citation.get("source") or "")
+    name = source.rsplit("/", 1)[-1] or source
+    page = f", page {citation['page']}" if citation.get("page") else ""
+    return f"[{citation.get('number')}] {heading or name} — {name}{page}"
+
+
+def knowledge_bases(settings: Settings) -> list[str]:
+    """The names of the knowledge bases that have been ingested."""
+    from sqlalchemy import select
+
+    from assistant.database.models import KnowledgeBase
+
+    with session_scope(settings) as session:
+        return list(session.scalars(select(KnowledgeBase.name).order_by(KnowledgeBase.name)))

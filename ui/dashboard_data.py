@@ -1,0 +1,197 @@
+"""The operator dashboard's numbers, as pandas tables, without Streamlit (tested directly).
+
+Sentiment comes from ``assistant.analytics`` (aggregated in the database); the rest (feedback by
+model version, unanswered questions, tickets, a conversation's drill-down) is read here. Every
+function takes one session and a half-open UTC period ``start <= t < end``; ``kb`` None means
+every knowledge base.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.orm import Session
+
+from assistant.analytics import customer_message_span, sentiment_summary, worst_conversations
+from assistant.database.models import Alert, Conversation, Feedback, Message, Ticket
+
+SENTIMENTS: tuple[str, ...] = ("negative", "neutral", "positive")
+UP_RATINGS = ("up", "4", "5")
+DOWN_RATINGS = ("down", "1", "2")
+
+
+@dataclass(frozen=True)
+class Period:
+    """Whole UTC days from ``first`` to ``last`` inclusive, as the date filter shows them."""
+
+    first: date
+    last: date
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.first, time.min, tzinfo=timezone.utc)
+
+    @property
+    def end(self) -> datetime:
+        return datetime.combine(self.last + timedelta(days=1), time.min, tzinfo=timezone.utc)
+
+
+def default_period(session: Session, days: int = 14, today: date | None = None) -> Period:
+    """The last ``days`` days that have customer messages (imported history can be older than today)."""
+    _, last = customer_message_span(session)
+    end = last.date() if last is not None else (today or datetime.now(timezone.utc).date())
+    return Period(end - timedelta(days=days - 1), end)
+
+
+def sentiment_over_time(session: Session, period: Period, group_by: str = "day", kb: str | None = None) -> pd.DataFrame:
+    """One row per (time bucket, sentiment class) with its message count: the stacked chart's data."""
+    rows = sentiment_summary(session, period.start, period.end, group_by=group_by, kb=kb)
+    long = [{"period": row["group"], "sentiment": label, "messages": row[label]} for row in rows for label in SENTIMENTS]
+    return pd.DataFrame(long, columns=["period", "sentiment", "messages"])
+
+
+def sentiment_by(session: Session, period: Period, group_by: str, kb: str | None = None) -> pd.DataFrame:
+    """Counts per class, share negative and mean score per channel, knowledge base or topic."""
+    rows = sentiment_summary(session, period.start, period.end, group_by=group_by, kb=kb)
+    return pd.DataFrame(rows, columns=["group", "messages", "negative", "neutral", "positive", "share_negative",
+                                       "mean_score"]).rename(columns={"group": group_by})
+
+
+def alerts(session: Session, period: Period, kb: str | None = None) -> pd.DataFrame:
+    """Negative-spike alerts whose window ends in the period, newest first."""
+    query = select(Alert).where(Alert.window_end >= period.start, Alert.window_end < period.end)
+    if kb is not None:
+        query = query.where(Alert.kb == kb)
+    rows = [{"id": a.id, "kb": a.kb, "channel": a.channel, "window_start": a.window_start, "window_end": a.window_end,
+             "messages": a.messages, "negative": a.negative, "negative_share": a.negative_share,
+             "baseline_share": a.baseline_share, "acknowledged": a.acknowledged_at is not None}
+            for a in session.scalars(query.order_by(Alert.window_end.desc()))]
+    return pd.DataFrame(rows, columns=["id", "kb", "channel", "window_start", "window_end", "messages", "negative",
+                                       "negative_share", "baseline_share", "acknowledged"])
+
+
+def most_negative(session: Session, period: Period, kb: str | None = None, limit: int = 10) -> pd.DataFrame:
+    """The conversations with the lowest mean customer sentiment in the period."""
+    rows = worst_conversations(session, period.start, period.end, limit=limit, kb=kb)
+    return pd.DataFrame(rows, columns=["conversation_id", "external_id", "channel", "kb", "started_at", "messages",
+                                       "negative", "mean_score", "min_score", "worst_message", "worst_topic"])
+
+
+TRANSCRIPT_COLUMNS = ["id", "at", "role", "text", "sentiment", "score", "topic", "answer_kind", "model", "trace"]
+
+
+def transcript_rows(session: Session, conversation_id: int) -> list[dict[str, Any]]:
+    """Every message of a conversation with its sentiment, answer kind and tool trace, oldest first."""
+    messages = session.scalars(
+        select(Message).where(Message.conversation_id == conversation_id).order_by(Message.created_at, Message.id)
+    )
+    return [{"id": m.id, "at": m.created_at, "role": m.role, "text": m.text, "sentiment": m.sentiment_label,
+             "score": m.sentiment_score, "topic": m.topic, "answer_kind": m.answer_kind, "model": m.model_version,
+             "trace": m.trace} for m in messages]
+
+
+def transcript(session: Session, conversation_id: int) -> pd.DataFrame:
+    """``transcript_rows`` as a table (for the CSV export)."""
+    return pd.DataFrame(transcript_rows(session, conversation_id), columns=TRANSCRIPT_COLUMNS)
+
+
+def _in_period(column, period: Period):
+    return and_(column >= period.start, column < period.end)
+
+
+def feedback_by_model(session: Session, period: Period, kb: str | None = None) -> pd.DataFrame:
+    """Per model version: answers given, feedback received, feedback rate and thumbs-up share.
+
+    The feedback rate is feedback per answer of that version in the period; the thumbs-up
+    share counts ``up`` (and 4-5 stars) among the rated feedback that says up or down.
+    """
+    answers_query = (
+        select(Message.model_version, func.count(Message.id))
+        .join(Conversation, Message.conversation_id == Conversation.id)
+        .where(Message.role == "assistant", _in_period(Message.created_at, period))
+        .group_by(Message.model_version)
+    )
+    feedback_query = (
+        select(Feedback.model_version, func.count(Feedback.id),
+               func.sum(case((Feedback.rating.in_(UP_RATINGS), 1), else_=0)),
+               func.sum(case((Feedback.rating.in_(DOWN_RATINGS), 1), else_=0)),
+               func.sum(case((Feedback.corrected_answer.is_not(None), 1), else_=0)))
+        .where(_in_period(Feedback.created_at, period))
+        .group_by(Feedback.model_version)
+    )
+    if kb is not None:
+        answers_query = answers_query.where(Conversation.kb == kb)
+        feedback_query = feedback_query.where(Feedback.kb == kb)
+    answers = {version: int(count) for version, count in session.execute(answers_query)}
+    feedback = {version: (int(n), int(up or 0), int(down or 0), int(corrected or 0))
+                for version, n, up, down, corrected in session.execute(feedback_query)}
+    rows = []
+    for version in sorted(set(answers) | set(feedback), key=lambda v: (v is None, str(v))):
+        n, up, down, corrected = feedback.get(version, (0, 0, 0, 0))
+        given = answers.get(version, 0)
+        rows.append({"model_version": version or "(unknown)", "answers": given, "feedback": n, "up": up, "down": down,
+                     "corrected": corrected, "feedback_rate": round(n / given, 4) if given else None,
+                     "thumbs_up_share": round(up / (up + down), 4) if up + down else None})
+    return pd.DataFrame(rows, columns=["model_version", "answers", "feedback", "up", "down", "corrected",
+                                       "feedback_rate", "thumbs_up_share"])
+
+
+def _refusal_reason(trace: Any) -> str | None:
+    """Why the answer was a refusal, from the trace the agent (or the chat page) stored."""
+    if not isinstance(trace, dict):
+        return None
+    answer = trace.get("answer")
+    return (answer or {}).get("reason") if isinstance(answer, dict) else trace.get("reason")
+
+
+def unanswered(session: Session, period: Period, kb: str | None = None, limit: int = 200) -> pd.DataFrame:
+    """Questions the assistant refused (the help center did not cover them), newest first."""
+    query = (
+        select(Message, Conversation.kb, Conversation.channel)
+        .join(Conversation, Message.conversation_id == Conversation.id)
+        .where(Message.role == "assistant", Message.answer_kind == "refusal", _in_period(Message.created_at, period))
+        .order_by(Message.created_at.desc()).limit(limit)
+    )
+    if kb is not None:
+        query = query.where(Conversation.kb == kb)
+    rows = []
+    for message, message_kb, channel in session.execute(query):
+        question = session.scalar(
+            select(Message.text).where(Message.conversation_id == message.conversation_id, Message.role == "customer",
+                                       Message.id < message.id).order_by(Message.id.desc()).limit(1)
+        )
+        rows.append({"at": message.created_at, "conversation_id": message.conversation_id, "kb": message_kb,
+                     "channel": channel, "question": question or "", "reason": _refusal_reason(message.trace)})
+    return pd.DataFrame(rows, columns=["at", "conversation_id", "kb", "channel", "question", "reason"])
+
+
+def tickets(session: Session, statuses: tuple[str, ...] = ("open", "assigned"), kb: str | None = None) -> pd.DataFrame:
+    """The ticket queue: urgent first, then oldest first."""
+    rank = case({"urgent": 0, "high": 1, "normal": 2, "low": 3}, value=Ticket.priority, else_=4)
+    query = (select(Ticket, Conversation.kb, Conversation.channel)
+             .join(Conversation, Ticket.conversation_id == Conversation.id)
+             .where(Ticket.status.in_(statuses)).order_by(rank, Ticket.created_at))
+    if kb is not None:
+        query = query.where(Conversation.kb == kb)
+    rows = [{"id": t.id, "priority": t.priority, "status": t.status, "assignee": t.assignee,
+             "conversation_id": t.conversation_id, "kb": ticket_kb, "channel": channel, "reason": t.reason,
+             "created_at": t.created_at, "updated_at": t.updated_at, "messages": len(t.transcript or [])}
+            for t, ticket_kb, channel in session.execute(query)]
+    return pd.DataFrame(rows, columns=["id", "priority", "status", "assignee", "conversation_id", "kb", "channel",
+                                       "reason", "created_at", "updated_at", "messages"])
+
+
+def overview(session: Session, period: Period, kb: str | None = None) -> dict[str, Any]:
+    """The headline numbers: customer messages, share negative, open tickets, alerts."""
+    total = sentiment_summary(session, period.start, period.end, group_by=None, kb=kb)
+    messages = total[0]["messages"] if total else 0
+    open_query = select(func.count(Ticket.id)).join(Conversation, Ticket.conversation_id == Conversation.id).where(
+        Ticket.status != "closed")
+    if kb is not None:
+        open_query = open_query.where(Conversation.kb == kb)
+    return {"messages": messages, "share_negative": total[0]["share_negative"] if total else None,
+            "open_tickets": int(session.scalar(open_query) or 0), "alerts": len(alerts(session, period, kb))}

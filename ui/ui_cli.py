@@ -1,0 +1,41 @@
+"""`helpmate ui`: start the web app (Streamlit) on a local port and print its address."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+APP = Path(__file__).resolve().parent / "app.py"
+
+
+def streamlit_command(port: int, host: str) -> list[str]:
+    """The `streamlit run` command line for the app (headless: it prints, it does not open a browser)."""
+    return [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port), "--server.address", host,
+            "--server.headless", "true", "--browser.gatherUsageStats", "false", "--global.developmentMode", "false"]
+
+
+def ui(
+    port: Annotated[int, typer.Option("--port", help="Port to serve on.")] = 8501,
+    host: Annotated[str, typer.Option("--host", help="Address to bind; 0.0.0.0 serves other machines too.")] = "127.0.0.1",
+    kb: Annotated[str | None, typer.Option("--kb", help="Knowledge base the chat answers from by default.")] = None,
+) -> None:
+    """Open the web app: customer chat, operator dashboard and admin page (Ctrl-C stops it)."""
+    if not 1 <= port <= 65535:
+        typer.secho(f"error: port {port} is not between 1 and 65535", err=True, fg="red")
+        raise typer.Exit(1)
+    env = dict(os.environ)
+    if kb:
+        env["HELPMATE_UI_KB"] = kb
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    typer.secho(f"Helpmate is running at http://{shown}:{port}  (dashboard: /dashboard, admin: /admin; Ctrl-C stops it)",
+                fg="green")
+    typer.echo("Operators and admins log in with accounts from `helpmate users add NAME --role operator|admin`.")
+    sys.stdout.flush()
+    # Become the Streamlit server (no child left behind): Ctrl-C and a service manager's SIGTERM
+    # reach it directly.
+    command = streamlit_command(port, host)
+    os.execve(command[0], command, env)

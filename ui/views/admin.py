@@ -1,0 +1,155 @@
+"""Admin: knowledge bases (upload, ingestion progress, documents and failures) and model versions
+(evaluation scores, promote, roll back, start a fine-tuning run). Needs an admin login."""
+
+from __future__ import annotations
+
+import importlib.util
+from datetime import timedelta
+
+import streamlit as st
+
+from ui import admin_ops as ops
+from ui.common import require_role, settings
+
+RUN_KEY = "admin_finetune_run"
+
+
+def _upload() -> None:
+    from ingest.loaders import SUPPORTED_SUFFIXES
+
+    st.subheader("Upload documents")
+    current = settings()
+    existing = list(ops.knowledge_bases(current)["name"])
+    left, right = st.columns(2)
+    chosen = left.selectbox("Knowledge base", existing + ["➕ new knowledge base"], key="admin_kb_choice")
+    new_name = right.text_input("New knowledge base name", key="admin_kb_new",
+                                disabled=chosen != "➕ new knowledge base")
+    kb = new_name if chosen == "➕ new knowledge base" else chosen
+    files = st.file_uploader("Files", type=sorted(s.lstrip(".") for s in SUPPORTED_SUFFIXES),
+                             accept_multiple_files=True, key="admin_files")
+    if not st.button("Ingest", key="admin_ingest", disabled=not files or not kb.strip()):
+        return
+    try:
+        paths = ops.save_uploads(current, kb, [(f.name, f.getvalue()) for f in files])
+    except ValueError as error:
+        st.error(str(error))
+        return
+    progress = st.progress(0.0, text=f"Ingesting {len(paths)} file(s) into {kb}…")
+    with st.status(f"Ingesting into {kb}", expanded=True) as status:
+        def report(index: int, result: ops.FileResult) -> None:
+            progress.progress((index + 1) / len(paths), text=f"{index + 1} of {len(paths)} files")
+            line = f"**{result.name}**: {result.status}, {result.chunks} chunks, {result.seconds:.1f} s"
+            st.write(line + (f" · {result.error}" if result.error else ""))
+
+        results = ops.ingest_files(current, kb, paths, on_file=report)
+        failed = [r for r in results if r.status == "failed"]
+        status.update(label=f"{len(results) - len(failed)} ingested, {len(failed)} failed into {kb}",
+                      state="error" if failed else "complete")
+
+
+def _documents() -> None:
+    st.subheader("Knowledge bases and documents")
+    current = settings()
+    kbs = ops.knowledge_bases(current)
+    st.dataframe(kbs, hide_index=True, width="stretch")
+    if kbs.empty:
+        return
+    kb = st.selectbox("Show documents of", list(kbs["name"]), key="admin_docs_kb")
+    failed_only = st.toggle("Only files that failed", key="admin_failed_only")
+    docs = ops.documents(current, kb, failed_only)
+    failures = int((docs["status"] == "failed").sum()) if not docs.empty else 0
+    st.caption(f"{len(docs)} documents" + (f", {failures} failed (see the error column)" if failures else ""))
+    st.dataframe(docs, hide_index=True, width="stretch")
+    with st.expander("Ingestion runs"):
+        st.dataframe(ops.ingestion_runs(current, kb), hide_index=True, width="stretch")
+
+
+def _registry():
+    """``finetune.registry`` when installed (promotion and rollback live there)."""
+    if importlib.util.find_spec("finetune.registry") is None:
+        return None
+    import finetune.registry as registry
+
+    return registry
+
+
+def _vllm_url() -> str | None:
+    """Promotion loads the adapter into the model server when the assistant uses one (as the CLI does)."""
+    current = settings()
+    return current.vllm_base_url if current.llm_backend == "vllm" else None
+
+
+def _model_versions(account_name: str) -> None:
+    st.subheader("Model versions")
+    if "admin_flash" in st.session_state:
+        st.success(st.session_state.pop("admin_flash"))
+    current = settings()
+    versions = ops.model_versions(current)
+    if versions.empty:
+        st.caption("No fine-tuned version yet; the base model answers. Start a fine-tuning run below.")
+    else:
+        st.dataframe(versions, hide_index=True, width="stretch")
+    registry = _registry()
+    if registry is None:
+        st.caption("Promotion needs `finetune.registry`, which is not installed.")
+        return
+    candidates = list(versions[versions["status"].isin(["candidate", "rejected", "retired"])]["name"]) if not versions.empty else []
+    left, right = st.columns(2)
+    with left.form("promote"):
+        name = st.selectbox("Version to promote", candidates, disabled=not candidates)
+        if st.form_submit_button("Promote", disabled=not candidates):
+            try:
+                registry.promote(name, current, _vllm_url(), reason=f"promoted by {account_name} on the admin page")
+                st.session_state["admin_flash"] = f"{name} is now active."
+                st.rerun()
+            except (ValueError, RuntimeError) as error:
+                st.error(str(error))
+    with right.form("rollback"):
+        st.caption("Return to the version that was active before the current one.")
+        if st.form_submit_button("Roll back", disabled=versions.empty or "active" not in set(versions["status"])):
+            try:
+                restored = registry.rollback(current, _vllm_url())
+                st.session_state["admin_flash"] = f"Rolled back; now answering with {restored.name if restored else 'the base model'}."
+                st.rerun()
+            except (ValueError, RuntimeError) as error:
+                st.error(str(error))
+
+
+@st.fragment(run_every=timedelta(seconds=3))
+def _finetune_progress() -> None:
+    run: ops.BackgroundRun | None = st.session_state.get(RUN_KEY)
+    if run is None:
+        return
+    if run.finished():
+        code = run.process.returncode
+        (st.success if code == 0 else st.error)(f"Fine-tuning run started {run.started_at:%H:%M:%S} UTC finished (exit {code}).")
+    else:
+        st.info(f"Fine-tuning run started {run.started_at:%H:%M:%S} UTC is running… (log {run.log_path})")
+    st.code(run.log_tail() or "(no output yet)")
+
+
+def _finetune() -> None:
+    st.subheader("Fine-tuning")
+    st.caption("Exports feedback, trains a LoRA adapter, evaluates it against the active model and promotes it "
+               "only if it is better (`helpmate finetune run`). It runs in the background; this page shows its log.")
+    run: ops.BackgroundRun | None = st.session_state.get(RUN_KEY)
+    running = run is not None and not run.finished()
+    min_new = st.number_input("Minimum new feedback", min_value=0, value=0, step=1, key="admin_min_feedback")
+    if st.button("Start fine-tuning run", key="admin_finetune", disabled=running):
+        st.session_state[RUN_KEY] = ops.start_finetune_run(settings(), ["--min-new-feedback", str(int(min_new))])
+    _finetune_progress()
+
+
+def main() -> None:
+    account = require_role("admin")
+    st.title("Admin")
+    documents_tab, models_tab = st.tabs(["Knowledge bases", "Models"])
+    with documents_tab:
+        _upload()
+        _documents()
+    with models_tab:
+        _model_versions(account.name)
+        _finetune()
+
+
+main()

@@ -1,0 +1,175 @@
+"""Chat: customers ask, the assistant answers from the help center with its sources.
+
+Open to everyone. The conversation lives in the session state (it survives reruns) and in the
+database (every message, with sentiment). Each answer has thumbs, a "suggest a better answer"
+form and expandable citations; "Talk to a person" opens a ticket for the operators.
+"""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from assistant.llm.base import ModelUnavailableError
+from ui.chat_backend import Reply, Token, citation_label, give_feedback, knowledge_bases, request_person, start_chat
+from ui.common import backend, settings
+
+STATE = "helpmate_chat"
+DOWN_MESSAGE = ("The answer model is not reachable right now, so I cannot answer. Your message is saved; "
+                "try again in a minute or ask to talk to a person.")
+
+
+def _state() -> dict:
+    if STATE not in st.session_state:
+        st.session_state[STATE] = {"conversation_id": None, "kb": None, "turns": [], "ticket_id": None}
+    return st.session_state[STATE]
+
+
+def _reset(state: dict, kb: str | None) -> None:
+    state.update(conversation_id=None, kb=kb, turns=[], ticket_id=None)
+
+
+@st.cache_resource(show_spinner="Loading the language model…")
+def _warm(database: str, kb: str) -> bool:
+    """Load the models once per server and knowledge base, so the first customer does not wait."""
+    backend().warm(kb)
+    return True
+
+
+def _choose_kb(state: dict) -> str | None:
+    names = knowledge_bases(settings())
+    if not names:
+        st.info("No knowledge base has been ingested yet. An admin can upload documents on the Admin page, "
+                "or run `helpmate ingest FOLDER --kb NAME`.")
+        return None
+    preferred = st.query_params.get("kb") or os.environ.get("HELPMATE_UI_KB") or state["kb"]
+    index = names.index(preferred) if preferred in names else (names.index("demo") if "demo" in names else 0)
+    with st.sidebar:
+        kb = st.selectbox("Knowledge base", names, index=index, key="chat_kb")
+        if st.button("New conversation", key="new_conversation"):
+            _reset(state, kb)
+            st.rerun()
+    if kb != state["kb"]:
+        _reset(state, kb)
+    return kb
+
+
+def _feedback_controls(index: int, turn: dict) -> None:
+    message_id = turn.get("message_id")
+    if message_id is None:
+        return
+    if turn.get("rating"):
+        st.caption("Thanks for your feedback." if turn["rating"] == "up" else
+                   "Thanks; your feedback helps us improve this answer.")
+    else:
+        up, down, _ = st.columns([1, 1, 3])
+        rating = None
+        if up.button("👍 Helpful", key=f"up_{index}"):
+            rating = "up"
+        if down.button("👎 Not helpful", key=f"down_{index}"):
+            rating = "down"
+        if rating:
+            give_feedback(settings(), message_id, rating)
+            turn["rating"] = rating
+            st.rerun()
+    if turn.get("suggested"):
+        st.caption("Your suggested answer was sent to our team.")
+        return
+    with st.expander("Suggest a better answer"):
+        with st.form(key=f"better_{index}", clear_on_submit=True):
+            better = st.text_area("What should the answer have said?", key=f"better_text_{index}")
+            sent = st.form_submit_button("Send suggestion")
+        if sent:
+            if not better.strip():
+                st.warning("Write the better answer first.")
+            else:
+                # A correction without a thumb says the answer was not good enough.
+                give_feedback(settings(), message_id, turn.get("rating") or "down", corrected_answer=better.strip())
+                turn["suggested"] = True
+                st.rerun()
+
+
+def _show_turn(index: int, turn: dict) -> None:
+    with st.chat_message("user" if turn["role"] == "customer" else "assistant"):
+        if turn.get("error"):
+            st.error(turn["error"])
+            return
+        st.markdown(turn["text"])
+        if turn["role"] == "customer":
+            return
+        if turn.get("kind") == "extractive":
+            st.caption("Quoted from the help center.")
+        for citation in turn.get("citations") or []:
+            with st.expander(citation_label(citation)):
+                st.markdown(citation.get("text") or "")
+                page = f" · page {citation['page']}" if citation.get("page") else ""
+                st.caption(f"Source: {citation.get('source')}{page}")
+        if turn.get("ticket_id"):
+            st.info(f"A member of our team will take over (ticket #{turn['ticket_id']}).")
+        _feedback_controls(index, turn)
+
+
+def _answer(state: dict, kb: str, question: str) -> None:
+    current = settings()
+    if state["conversation_id"] is None:
+        state["conversation_id"] = start_chat(current, kb)
+    state["turns"].append({"role": "customer", "text": question})
+    _show_turn(len(state["turns"]) - 1, state["turns"][-1])
+    with st.chat_message("assistant"):
+        placeholder = st.empty()
+        placeholder.markdown("…")
+        streamed = ""
+        try:
+            for event in backend().ask(state["conversation_id"], question):
+                if isinstance(event, Token):
+                    streamed += event.text
+                    placeholder.markdown(streamed + "▌")
+                elif isinstance(event, Reply):
+                    state["turns"].append({"role": "assistant", "text": event.text, "kind": event.kind,
+                                           "citations": event.citations, "message_id": event.message_id,
+                                           "ticket_id": event.ticket_id, "model": event.model})
+                    if event.ticket_id:
+                        state["ticket_id"] = event.ticket_id
+        except ModelUnavailableError as error:
+            state["turns"].append({"role": "assistant", "error": f"{DOWN_MESSAGE}\n\n({error})"})
+        except ValueError as error:
+            state["turns"].append({"role": "assistant", "error": f"I cannot answer from {kb!r}: {error}"})
+    st.rerun()
+
+
+def _talk_to_person(state: dict, kb: str) -> None:
+    with st.sidebar:
+        if state["ticket_id"]:
+            st.success(f"Ticket #{state['ticket_id']} is open; a member of our team will reply here or by e-mail.")
+        clicked = st.button("🙋 Talk to a person", key="talk_to_person")
+    if clicked:
+        if state["conversation_id"] is None:
+            state["conversation_id"] = start_chat(settings(), kb)
+        ticket_id, created = request_person(settings(), state["conversation_id"])
+        state["ticket_id"] = ticket_id
+        note = "We've asked a member of our team to take over" if created else "Your request is already with our team"
+        state["turns"].append({"role": "assistant", "text": f"{note} (ticket #{ticket_id}).", "kind": "handover"})
+        st.rerun()
+
+
+def main() -> None:
+    st.title("Ask our help center")
+    state = _state()
+    kb = _choose_kb(state)
+    if kb is None:
+        return
+    if settings().llm_backend == "local":
+        try:
+            _warm(settings().database, kb)
+        except ModelUnavailableError as error:
+            st.warning(f"{DOWN_MESSAGE}\n\n({error})")
+    for index, turn in enumerate(state["turns"]):
+        _show_turn(index, turn)
+    _talk_to_person(state, kb)
+    question = st.chat_input("Ask a question about orders, returns, shipping…")
+    if question and question.strip():
+        _answer(state, kb, question.strip())
+
+
+main()
