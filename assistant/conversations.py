@@ -8,13 +8,11 @@ sentiment model changes. All three give negative messages a topic (``assistant.a
 
 from __future__ import annotations
 
-import csv
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -23,6 +21,7 @@ from assistant.analytics import SpikeRule, assign_topics, detect_negative_spikes
 from assistant.config import Settings, get_settings
 from assistant.database import session_scope
 from assistant.database.models import Conversation, Message
+from assistant.records import read_records
 from assistant.sentiment import Scorer, get_sentiment_model
 
 ROLES: tuple[str, ...] = ("customer", "assistant", "agent")
@@ -163,18 +162,8 @@ def read_conversation_rows(path: Path) -> tuple[list[_Row], list[BadRow]]:
 
     Raises ValueError for a file that cannot be read at all (wrong type, missing columns, not UTF-8).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"conversations file {path} does not exist")
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".jsonl", ".ndjson"):
-        raise ValueError(f"{path}: import reads .csv (with a header) or .jsonl files, not {suffix or 'no extension'}")
-    try:
-        content = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path} is not UTF-8 (byte {error.start} cannot be decoded); save it as UTF-8 and import again") from None
     rows, bad = [], []
-    for line, record in (_csv_records(path, content) if suffix == ".csv" else _jsonl_records(content)):
+    for line, record in read_records(path, "conversations", IMPORT_COLUMNS, OPTIONAL_COLUMNS):
         if isinstance(record, str):
             bad.append(BadRow(line, record))
             continue
@@ -183,48 +172,6 @@ def read_conversation_rows(path: Path) -> tuple[list[_Row], list[BadRow]]:
         except ValueError as error:
             bad.append(BadRow(line, str(error)))
     return rows, bad
-
-
-def _csv_records(path: Path, content: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    reader = csv.reader(content.splitlines(keepends=True))
-    try:
-        header = [column.strip().lower() for column in next(reader)]
-    except StopIteration:
-        raise ValueError(f"{path} is empty; expected a header {','.join(IMPORT_COLUMNS)}") from None
-    missing = [column for column in IMPORT_COLUMNS if column not in header]
-    if missing:
-        raise ValueError(f"{path}: the header lacks {', '.join(missing)}; the columns are {','.join(IMPORT_COLUMNS)} "
-                         f"(optional: {','.join(OPTIONAL_COLUMNS)}), got {','.join(header)}")
-    previous = reader.line_num
-    while True:
-        start = previous + 1
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as error:
-            previous = reader.line_num
-            yield start, f"unreadable CSV: {error}"
-            continue
-        previous = reader.line_num
-        if not any(f.strip() for f in fields):
-            continue
-        if len(fields) != len(header):
-            yield start, f"has {len(fields)} fields, the header has {len(header)} (an unquoted comma, or a missing quote?)"
-            continue
-        yield start, dict(zip(header, fields))
-
-
-def _jsonl_records(content: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    for number, line in enumerate(content.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            yield number, f"invalid JSON: {error.msg} at column {error.colno}"
-            continue
-        yield number, record if isinstance(record, dict) else f"expected a JSON object, got {type(record).__name__}"
 
 
 def _key(conversation_id: int, created_at: datetime, role: str, text: str) -> tuple:

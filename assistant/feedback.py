@@ -13,12 +13,10 @@ sees the prompt the assistant would build.
 
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Literal, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -26,6 +24,7 @@ from sqlalchemy.orm import Session
 from assistant.config import Settings, get_settings
 from assistant.database import session_scope
 from assistant.database.models import Chunk, Conversation, Document, Feedback, Message
+from assistant.records import read_records
 from assistant.retrieval_types import Hit
 
 Label = Literal["good", "bad"]
@@ -232,49 +231,6 @@ def _missing(column: str) -> str:
     raise ValueError(f"{column} is empty")
 
 
-def _records(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """``(line, record)`` for every row, or ``(line, why it is unreadable)``."""
-    try:
-        content = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path} is not UTF-8 (byte {error.start} cannot be decoded); save it as UTF-8 and import again") from None
-    if path.suffix.lower() == ".csv":
-        reader = csv.reader(content.splitlines(keepends=True))
-        header = [column.strip().lower() for column in next(reader, [])]
-        missing = [column for column in REQUIRED_COLUMNS if column not in header]
-        if missing:
-            raise ValueError(f"{path}: the header lacks {', '.join(missing)}; the columns are {','.join(REQUIRED_COLUMNS)} "
-                             f"(optional: {','.join(OPTIONAL_COLUMNS)}), got {','.join(header) or 'nothing'}")
-        previous = reader.line_num
-        while True:
-            start = previous + 1
-            try:
-                fields = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as error:
-                previous = reader.line_num
-                yield start, f"unreadable CSV: {error}"
-                continue
-            previous = reader.line_num
-            if not any(f.strip() for f in fields):
-                continue
-            if len(fields) != len(header):
-                yield start, f"has {len(fields)} fields, the header has {len(header)} (an unquoted comma, or a missing quote?)"
-                continue
-            yield start, dict(zip(header, fields))
-    else:
-        for number, line in enumerate(content.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                yield number, f"not valid JSON ({error.msg})"
-                continue
-            yield (number, record) if isinstance(record, dict) else (number, "is not a JSON object")
-
-
 def _fingerprint(values: dict[str, Any]) -> tuple:
     return tuple(values.get(k) or "" for k in ("kb", "question", "answer", "rating", "corrected_answer", "given_by", "comment"))
 
@@ -291,13 +247,10 @@ def import_feedback(path: Path, kb: str | None = None, settings: Settings | None
     """
     settings = settings or get_settings()
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"feedback file {path} does not exist")
-    if path.suffix.lower() not in (".csv", ".jsonl", ".ndjson"):
-        raise ValueError(f"{path}: import reads .csv (with a header) or .jsonl files, not {path.suffix or 'no extension'}")
+    records = read_records(path, "feedback", REQUIRED_COLUMNS, OPTIONAL_COLUMNS)
     report = FeedbackImportReport(path=str(path))
     rows: list[_Row] = []
-    for line, record in _records(path):
+    for line, record in records:
         report.rows += 1
         if isinstance(record, str):
             report.bad_rows.append(BadRow(line, record))

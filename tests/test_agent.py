@@ -211,15 +211,16 @@ def test_agent_on_the_real_vllm_server(kb, embedder, vllm_server):
     cid = agent.start(kb="help")
     answer = agent.respond(cid, "How much does express shipping cost?")
     calls = answer.trace["tools"]
-    assert calls and calls[0]["tool"] == "search_knowledge_base" and calls[0]["by"] == "model", calls
+    # The served model's own call (vLLM constrains it to a valid one); only customer-facing tools are offered.
+    assert calls and calls[0]["by"] == "model" and calls[0]["tool"] in ("search_knowledge_base", "create_ticket"), calls
     assert answer.kind in ("generated", "extractive", "refusal")
-    if answer.kind != "refusal":
-        assert answer.citations
+    if answer.kind in ("generated", "extractive"):
+        assert answer.citations and any(call["tool"] == "search_knowledge_base" for call in calls)
     human = agent.respond(cid, "Let me talk to a human, please.")
-    assert human.kind == "escalation" and human.ticket["created"]
+    assert human.kind == "escalation" and human.ticket is not None
     report = agent.respond(agent.start(channel="operator", kb="help"), "How did customer sentiment change this week?")
     assert report.kind == "report" and "customer messages" in report.text
     with session_scope(settings) as session:
         stored = session.scalars(select(Message).where(Message.conversation_id == cid, Message.role == "assistant")).all()
-        assert [m.answer_kind for m in stored][-1] == "escalation"
+        assert stored[-1].answer_kind == "escalation" and stored[-1].trace["tools"][-1]["tool"] == "create_ticket"
         assert stored[0].trace["tools"][0]["by"] == "model"

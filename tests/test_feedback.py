@@ -51,7 +51,7 @@ def test_import_keeps_good_rows_and_reports_bad_ones_by_line(db_settings, tmp_pa
     jsonl = tmp_path / "feedback.jsonl"
     jsonl.write_text('{"question": "Q?", "answer": "A.", "rating": "up", "kb": "shop"}\nnot json\n[1]\n')
     report = import_feedback(jsonl, settings=db_settings, retrieve=False)
-    assert report.added == 1 and [(b.line, b.error) for b in report.bad_rows] == [(2, "not valid JSON (Expecting value)"), (3, "is not a JSON object")]
+    assert report.added == 1 and [(b.line, b.error) for b in report.bad_rows] == [(2, "not valid JSON (Expecting value at column 1)"), (3, "is not a JSON object")]
 
     bad_header = tmp_path / "bad.csv"
     bad_header.write_text("q,a\nx,y\n")

@@ -144,7 +144,8 @@ def test_adapter_teaches_the_fact_the_base_model_gets_wrong(trained, base_model,
     assert set(config["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj"}
 
     record = json.loads((adapter / "training.json").read_text())
-    assert record == result
+    assert record == {k: v for k, v in result.items() if k != "version"}
+    assert result["version"].startswith("helpmate-ft-")  # recorded as a candidate model version
     manifest = read_manifest(snapshot)
     assert record["data"]["train"]["sha256"] == manifest.files["sft_train.jsonl"]["sha256"]
     assert record["data"]["eval"]["sha256"] == manifest.files["sft_eval.jsonl"]["sha256"]

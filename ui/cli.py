@@ -6,6 +6,7 @@ import typer
 
 from assistant.chat_cli import ask, chat
 from assistant.cli import models_app
+from assistant.feedback_cli import feedback_app
 from assistant.sentiment_cli import import_conversations, sentiment_app
 from assistant.serving_cli import serve_model
 from finetune.cli import finetune_app
@@ -23,6 +24,7 @@ app.command("chat")(chat)
 app.add_typer(sentiment_app, name="sentiment")
 app.command("import-conversations")(import_conversations)
 app.command("serve-model")(serve_model)
+app.add_typer(feedback_app, name="feedback")
 app.add_typer(finetune_app, name="finetune")
 app.command("ui")(ui)
 app.add_typer(users_app, name="users")

@@ -68,6 +68,7 @@ class _Turn:
     sentiment: tuple[str | None, float | None]
     started: float
     trace: Trace = field(default_factory=Trace)
+    ticket: dict[str, Any] | None = None  # opened by the model's own create_ticket call
 
 
 class SupportAgent:
@@ -124,6 +125,9 @@ class SupportAgent:
                     answer, replaced = event.answer, event.replaced or not streamed
             assert answer is not None
             reply_text, kind = answer.text, answer.kind
+            if turn.ticket is not None:
+                ticket = turn.ticket
+                reply_text = f"{reply_text}\n\n" + escalation.HANDOVER_TEXT.format(ticket=ticket["id"])
         if ticket is None:
             ticket, with_note = self._escalate_if_needed(turn, kind, reply_text)
             replaced = replaced or with_note != reply_text

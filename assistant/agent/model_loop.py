@@ -25,6 +25,7 @@ from assistant.retrieval_types import Hit
 if TYPE_CHECKING:
     from assistant.agent.agent import SupportAgent, _Turn
 
+OPERATOR_TOOLS = frozenset({"sentiment_report", "get_conversation"})
 SYSTEM_PROMPT = (
     "You are the customer-service assistant of an online shop. Use the tools: search the knowledge base "
     "for the customer's question before answering, then answer in one or two short sentences using only the "
@@ -37,7 +38,9 @@ def answer_with_tools(agent: SupportAgent, turn: _Turn, question: str) -> tuple[
     """The checked answer and whether it replaces what the model wrote (always True: nothing was streamed)."""
     settings = agent.settings
     model = LangChainChatModel(chat_model=agent.assistant.model, max_tokens=200, temperature=0.0)
-    tools = dict(agent.tools)
+    # A customer's conversation gets the customer-facing tools only: reports on other customers and
+    # other conversations stay with operators (the router answers their questions).
+    tools = {name: tool for name, tool in agent.tools.items() if name not in OPERATOR_TOOLS}
     hits: list[Hit] = []
     max_steps = max(1, settings.agent_max_steps)
 
@@ -63,6 +66,8 @@ def answer_with_tools(agent: SupportAgent, turn: _Turn, question: str) -> tuple[
                 elif call["name"] == "create_ticket":
                     arguments["conversation_id"] = turn.conversation_id  # only this conversation's
                 result, error = turn.trace.call(tool, arguments, "model")
+                if error is None and call["name"] == "create_ticket":
+                    turn.ticket = result
                 if error is None and call["name"] == "search_knowledge_base":
                     for passage in result:  # one numbering across searches
                         passage["number"] = len(hits) + 1
