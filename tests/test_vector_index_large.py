@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from assistant.database import session_scope
 from assistant.database.models import KnowledgeBase
-from assistant.vector_index import DENSE_FILE, VectorIndex, generation_dir, ivf_lists, read_dense
+from assistant.vector_index import DENSE_FILE, TRAIN_PER_LIST, VectorIndex, generation_dir, ivf_lists, read_dense
 from tests.conftest import SHARED
 
 
@@ -103,7 +103,8 @@ def test_ingestion_switches_to_ivf_and_retrieval_searches_it(settings, embedder,
         generation = kb.index_generation
     recorded = json.loads((generation_dir(settings, "sci", generation) / "dense.json").read_text())
     assert recorded["kind"] == summary.index_kind and recorded["ntotal"] == summary.chunks_added
-    assert read_dense(settings, "sci", generation, embedder.dim).params["trained_on"] == summary.chunks_added
+    params = read_dense(settings, "sci", generation, embedder.dim).params
+    assert params["trained_on"] == min(summary.chunks_added, TRAIN_PER_LIST * params["nlist"]) == recorded["trained_on"]
 
     first = corpus.read_text().splitlines()[0]
     title = json.loads(first)["title"]
