@@ -173,6 +173,8 @@ def import_conversations(
     min_messages: MinMessagesOption = _DEFAULT_RULE.min_messages,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
     progress: ProgressOption = None,
+    engine: Annotated[str, typer.Option("--engine", help="Where sentiment is scored: local (this process) or ray (actors on a Ray cluster).")] = "local",
+    address: Annotated[Optional[str], typer.Option("--address", help="Ray cluster to join with --engine ray (default: start a local one).")] = None,
 ) -> None:
     """Import historical conversations, scoring the sentiment of every customer message.
 
@@ -184,13 +186,24 @@ def import_conversations(
     Exit code 0 when every row was imported, 2 when some rows were left out, 1 on an error.
     """
     from assistant.conversations import import_conversations as run_import
+    from assistant.ray_cluster import RayUnavailableError
     from assistant.sentiment import ModelFileError
 
+    if engine not in ("local", "ray"):
+        _fail(ValueError(f"--engine {engine!r}: choose local or ray"))
+    scorer = None
     try:
+        if engine == "ray":
+            from assistant.sentiment_batch import RaySentimentScorer
+
+            scorer = RaySentimentScorer(address=address)
         report = run_import(file, kb=kb, batch_size=batch_size, show_progress=_progress(progress),
-                            spike_rule=_rule(window_hours, baseline_days, threshold, min_messages))
-    except (FileNotFoundError, ValueError, ModelFileError) as error:
+                            spike_rule=_rule(window_hours, baseline_days, threshold, min_messages), scorer=scorer)
+    except (FileNotFoundError, ValueError, ModelFileError, RayUnavailableError) as error:
         _fail(error)
+    finally:
+        if scorer is not None:
+            scorer.close()
     if as_json:
         typer.echo(json.dumps(report.as_dict(), ensure_ascii=False))
     else:

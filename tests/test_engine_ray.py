@@ -21,7 +21,7 @@ from assistant.database.models import Chunk, Document, IngestionRun, KnowledgeBa
 from assistant.vector_index import read_dense
 from ingest.engines import LocalEngine, RayEngine
 from ingest.pipeline import Ingestor
-from tests.conftest import SHARED
+from tests.conftest import REPO, SHARED
 from tests.helpers import make_helpcenter
 
 ray = pytest.importorskip("ray")
@@ -226,3 +226,19 @@ def test_ray_sentiment_scorer_imports_conversations_like_the_local_model(ray_clu
     scores = [(a[4], b[4]) for a, b in zip(local_rows, ray_rows) if a[4] is not None]
     assert len(scores) == remote.customer_messages
     np.testing.assert_allclose([a for a, _ in scores], [b for _, b in scores], atol=2e-4)
+
+
+def test_cli_import_conversations_scores_on_ray(ray_cluster, settings):
+    from typer.testing import CliRunner
+
+    from ui.cli import app
+
+    demo = REPO / "demo" / "conversations.csv"
+    result = CliRunner().invoke(app, ["import-conversations", str(demo), "--kb", "demo", "--json", "--engine", "ray",
+                                      "--no-progress"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["customer_messages"] > 100 and report["negative"] > 0 and not report["bad_rows"]
+    assert ray.is_initialized()  # the test's Ray instance was used and left running
+    result = CliRunner().invoke(app, ["import-conversations", str(demo), "--engine", "spark"])
+    assert result.exit_code == 1 and "choose local or ray" in result.output
