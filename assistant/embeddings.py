@@ -7,6 +7,7 @@ Vectors are L2-normalised float32, so inner product is cosine similarity everywh
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from typing import Sequence
 
 import numpy as np
@@ -15,8 +16,18 @@ from assistant.config import Settings, get_settings
 from assistant.modelstore import embedding_model_path
 
 
+# Vectors the query-time cache keeps (about 30 MB at 384 dimensions).
+CACHE_SIZE = 20_000
+
+
 class Embedder:
-    """A loaded embedding model with its tokenizer (the chunker counts tokens with it)."""
+    """A loaded embedding model with its tokenizer (the chunker counts tokens with it).
+
+    Query-time callers pass ``cache=True``: one chat turn embeds the same question for the router,
+    the verified-answer lookup and retrieval, and the support check embeds the sentences of
+    passages that recur from question to question. Cached, each is computed once, so the CPU
+    is left to the language model. Ingestion embeds each chunk once and does not use the cache.
+    """
 
     def __init__(self, settings: Settings):
         from sentence_transformers import SentenceTransformer
@@ -30,11 +41,42 @@ class Embedder:
         self.tokenizer = self.model.tokenizer
         # A tokenizer is not safe to call from several threads at once (Rust "Already borrowed").
         self._lock = threading.Lock()
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
-    def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
-        """Embed texts as normalised float32 rows; an empty input gives a (0, dim) array."""
+    def encode(self, texts: Sequence[str], show_progress: bool = False, cache: bool = False) -> np.ndarray:
+        """Embed texts as normalised float32 rows; an empty input gives a (0, dim) array.
+
+        With ``cache``, texts embedded before (by any caller with ``cache=True``) are not embedded
+        again; the least recently used of ``CACHE_SIZE`` vectors are forgotten first.
+        """
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if not cache:
+            return self._encode(texts, show_progress)
+        found: dict[str, np.ndarray] = {}
+        with self._cache_lock:
+            for text in texts:
+                if text in self._cache:
+                    self._cache.move_to_end(text)
+                    found[text] = self._cache[text]
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            vectors = self._encode(missing, show_progress)
+            vectors.setflags(write=False)
+            with self._cache_lock:
+                for text, vector in zip(missing, vectors):
+                    self._cache[text] = found[text] = vector
+                while len(self._cache) > CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        return np.stack([found[t] for t in texts])
+
+    def clear_cache(self) -> None:
+        """Forget the cached query-time vectors (benchmarks measure a cold start with it)."""
+        with self._cache_lock:
+            self._cache.clear()
+
+    def _encode(self, texts: Sequence[str], show_progress: bool) -> np.ndarray:
         with self._lock:
             vectors = self.model.encode(
                 list(texts),

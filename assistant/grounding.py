@@ -229,8 +229,8 @@ class Grounder:
         if not claims:
             return SupportReport(False, answer.strip(), claims, "the answer states nothing that can be checked")
         units = _units(passages)
-        unit_vectors = self.embedder.encode([u.text for u in units]) if units else np.zeros((0, 1), np.float32)
-        claim_vectors = self.embedder.encode([c.text for c in claims])
+        unit_vectors = self.embedder.encode([u.text for u in units], cache=True) if units else np.zeros((0, 1), np.float32)
+        claim_vectors = self.embedder.encode([c.text for c in claims], cache=True)
         for claim, vector in zip(claims, claim_vectors):
             self._check_claim(claim, vector, units, unit_vectors, len(passages))
 
@@ -247,7 +247,7 @@ class Grounder:
     def _topicality(self, question: str, claims: list[Claim], passages: Sequence[Hit]) -> float:
         """The best similarity of the question to a supported claim read under its evidence's headings."""
         read = [f"{_heading(passages[c.support - 1])}: {c.text}" for c in claims if c.support is not None]
-        vectors = self.embedder.encode([question] + read)
+        vectors = self.embedder.encode([question] + read, cache=True)
         return float((vectors[1:] @ vectors[0]).max())
 
     @staticmethod
@@ -322,7 +322,8 @@ class Grounder:
         if not candidates:
             return "", []
         headings = {n: _heading(hit) for n, hit in enumerate(passages, start=1)}
-        vectors = self.embedder.encode([question] + [f"{headings[n]}: {s}" if headings[n] else s for n, _, s in candidates])
+        vectors = self.embedder.encode([question] + [f"{headings[n]}: {s}" if headings[n] else s for n, _, s in candidates],
+                                      cache=True)
         scores = vectors[1:] @ vectors[0] - RANK_PENALTY * np.asarray([n - 1 for n, _, _ in candidates])
         order = np.argsort(-scores, kind="stable")
         chosen = [i for i in order[:MAX_EXTRACTIVE_SENTENCES] if scores[i] >= scores[order[0]] - EXTRA_SENTENCE_MARGIN]

@@ -112,7 +112,7 @@ class Retriever:
         vectors = None
         if mode != "bm25":
             self._check_embedder(kb, generation)
-            vectors = self.embedder.encode(list(queries))
+            vectors = self.embedder.encode(list(queries), cache=True)
         allowed = self._allowed_chunk_ids(generation.kb_id, sources) if sources is not None else None
         n = min(generation.lexical.size, max(4 * k, _MIN_CANDIDATES))
         # One FAISS call for all queries: per-query calls each start OpenMP threads (ten times slower on 2 busy cores).

@@ -215,16 +215,6 @@ class SentimentModel:
             return []
         return _sentiments(self.probabilities(list(texts)))
 
-    def score_vectors(self, texts: Sequence[str], vectors: np.ndarray) -> list[Sentiment]:
-        """Same as ``score_batch``; kept for callers that already hold retrieval embeddings.
-
-        The model reads its own fine-tuned encoder's states, not the retrieval embedding, so
-        ``vectors`` only has to have one row per text; passing them saves nothing.
-        """
-        if len(vectors) != len(texts):
-            raise ValueError(f"score_vectors got {len(texts)} texts but {len(vectors)} vectors; give one vector per text")
-        return self.score_batch(texts)
-
     def score(self, text: str) -> Sentiment:
         """One message, on the chat path: one forward pass of MiniLM (a few milliseconds)."""
         return self.score_batch([text])[0]

@@ -104,7 +104,7 @@ def lookup(kb: str, question: str, settings: Settings | None = None, embedder: E
             for row, vector in zip(stale, embedder.encode([row.question for row in stale])):
                 row.embedding, row.embedding_model = [float(x) for x in vector], embedder.name
         matrix = np.asarray([row.embedding for row in rows], dtype=np.float32)
-        scores = matrix @ embedder.encode([question])[0]
+        scores = matrix @ embedder.encode([question], cache=True)[0]
         best = int(np.argmax(scores))
         if float(scores[best]) < threshold:
             return None

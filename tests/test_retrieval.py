@@ -159,6 +159,23 @@ def test_concurrent_searches_share_the_loaded_indexes(helpcenter):
     assert tops == ["shipping.html", "faq.csv"] * 20
 
 
+def test_query_time_cache_gives_the_same_vectors_and_skips_known_texts(embedder, monkeypatch):
+    embedder.clear_cache()
+    texts = ["Where is my parcel?", "Express shipping costs 12 euros.", "Where is my parcel?"]
+    fresh = embedder.encode(texts)
+    encoded: list[list[str]] = []
+    original = embedder._encode
+    monkeypatch.setattr(embedder, "_encode", lambda t, progress: encoded.append(list(t)) or original(t, progress))
+    first = embedder.encode(texts, cache=True)
+    again = embedder.encode(["Express shipping costs 12 euros.", "Can I pay with bitcoin?"], cache=True)
+    np.testing.assert_allclose(first, fresh, atol=1e-5)
+    np.testing.assert_allclose(again[0], fresh[1], atol=1e-5)
+    assert encoded == [["Where is my parcel?", "Express shipping costs 12 euros."], ["Can I pay with bitcoin?"]]
+    embedder.encode(texts[:1])  # without cache=True: always embedded
+    assert encoded[-1] == ["Where is my parcel?"]
+    embedder.clear_cache()
+
+
 def test_generation_written_before_bm25_existed_is_indexed_from_the_database(helpcenter, settings, embedder):
     _, _, retriever = helpcenter
     with session_scope(settings) as session:

@@ -100,13 +100,6 @@ def test_implicit_complaint_without_negative_words_is_negative(model):
     assert model.score("Nobody has answered my emails for ten days. I want my money back.").label == "negative"
 
 
-def test_score_vectors_keeps_its_signature(model):
-    texts = ["I am furious.", "Thank you!"]
-    assert model.score_vectors(texts, model.embedder.encode(texts)) == model.score_batch(texts)
-    with pytest.raises(ValueError, match="one vector per text"):
-        model.score_vectors(texts, model.embedder.encode(texts[:1]))
-
-
 def test_complaints_are_not_taken_as_neutral_banking_requests():
     requests = ["How do I change my PIN?", "My card still hasn't arrived", "Why was I charged a fee?", "I love the app, how do I top up?"]
     assert neutral_requests(requests, VaderBaseline()) == [True, False, False, False]
