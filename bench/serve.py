@@ -1,7 +1,8 @@
 """Serving throughput: how much Helpmate adds on top of vLLM, and what vLLM gains over in-process generation.
 
 The answerable questions of ``demo/questions.jsonl`` (help center in ``demo/helpcenter``, ingested
-into a fresh data directory) are sent at each concurrency through:
+into a fresh data directory), each asked once and then again after a greeting ("Hello! ...") so that
+no text repeats within a run, are sent at each concurrency through:
 
 (a) ``full``:   the whole Helpmate path with the ``vllm`` backend (``SupportAgent.respond``: store the
                 message with its sentiment, route, retrieve, prompt, generate, support check, store
@@ -10,6 +11,8 @@ into a fresh data directory) are sent at each concurrency through:
 (c) ``local``:  the same prompts through the ``local`` backend (transformers in this process), one at
                 a time (concurrency 1 only: the in-process model serves one request at a time).
 
+The query-time embedding cache is emptied before each run of the full path: a run starts cold,
+and the sentences of passages warm up as questions about the same documents come in.
 It prints questions per second and p50/p95 latency per mode and concurrency, and the ratios
 (a)/(b) and (a)/(c) of throughput. A vLLM server is started for the run (``helpmate serve-model``'s
 machinery) unless ``--base-url`` names a running one.
@@ -34,6 +37,8 @@ from typing import Callable
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
+# Put before a question so that every text of a run is new to the embedding cache.
+OPENERS = ("", "Hello! ", "Hi, a quick question. ", "Good morning. ", "Hey there. ")
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 sys.path.insert(0, str(REPO))
 
@@ -66,7 +71,8 @@ def measure(work: Callable[[str], object], items: list[str], concurrency: int) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
-    parser.add_argument("--questions", type=int, default=32, help="Questions per run (answerable ones, repeated if needed).")
+    parser.add_argument("--questions", type=int, default=32,
+                        help=f"Questions per run: the answerable ones, then again after greetings (at most {len(OPENERS)} rounds).")
     parser.add_argument("--local-questions", type=int, default=8, help="Questions for the one-at-a-time local backend.")
     parser.add_argument("--base-url", help="A running vLLM server (…/v1); default: start one for this run.")
     parser.add_argument("--json", action="store_true", help="Print the results as one JSON object.")
@@ -83,7 +89,9 @@ def main() -> None:
 
     questions = [json.loads(line) for line in (REPO / "demo" / "questions.jsonl").read_text().splitlines() if line.strip()]
     answerable = [q["question"] for q in questions if q.get("source")]
-    items = (answerable * (args.questions // len(answerable) + 1))[: args.questions]
+    items = [opener + question for opener in OPENERS for question in answerable][: args.questions]
+    if len(items) < args.questions:
+        raise SystemExit(f"--questions is at most {len(items)}: {len(answerable)} answerable questions x {len(OPENERS)} greetings")
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["HELPMATE_DATA_DIR"] = tmp
@@ -121,6 +129,7 @@ def main() -> None:
             results: dict[str, list[dict]] = {"full": [], "direct": [], "local": []}
             for concurrency in args.concurrency:
                 for mode, work in (("direct", lambda q: direct.generate(prompts[q], ANSWER_OPTIONS)), ("full", full)):
+                    agent.assistant.retriever.embedder.clear_cache()
                     row = measure(work, items, concurrency)
                     results[mode].append(row)
                     print(f"{mode:7s} c={concurrency:<3d} {row['per_s']:6.2f} q/s  p50 {row['p50_s']:6.2f} s  "
