@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -39,15 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 sys.path.insert(0, str(REPO))
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _percentile(ordered: list[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+from bench.benchlib import percentile, vllm_server  # noqa: E402
 
 
 def run_level(agent, dialogues: list[tuple[str, str]], concurrency: int, conversations: int) -> dict:
@@ -85,7 +76,7 @@ def run_level(agent, dialogues: list[tuple[str, str]], concurrency: int, convers
     return {"concurrency": concurrency, "conversations": per_thread * concurrency, "turns": len(latencies),
             "seconds": round(elapsed, 2), "turns_per_s": round(len(latencies) / elapsed, 3),
             "p50_s": round(statistics.median(ordered), 3) if ordered else None,
-            "p95_s": round(_percentile(ordered, 0.95), 3) if ordered else None,
+            "p95_s": round(percentile(ordered, 0.95), 3) if ordered else None,
             "kinds": dict(kinds), "errors": len(errors), "first_errors": errors[:3]}
 
 
@@ -102,7 +93,6 @@ def main() -> None:
     from assistant.agent import SupportAgent
     from assistant.config import get_settings
     from assistant.database import dispose_engines
-    from assistant.serving import ServeOptions, start_server, stop_server
     from ingest.pipeline import ingest_paths
 
     dialogues = []
@@ -129,35 +119,26 @@ def main() -> None:
             os.environ.pop("HELPMATE_DATABASE_URL", None)
         get_settings.cache_clear()
         base = get_settings()
-        server = None
         try:
             summary = ingest_paths([REPO / "demo" / "helpcenter"], "demo", base, show_progress=False)
             if summary.failed:
                 raise SystemExit(f"could not ingest the demo help center: {summary.failed}")
-            if args.base_url:
-                base_url = args.base_url
-            else:
-                serve_settings = base.model_copy(update={"data_dir": REPO / "data"})
-                server = start_server(serve_settings, ServeOptions(port=_free_port()), background=True,
-                                      echo=lambda line: print(line, file=sys.stderr))
-                base_url = server.base_url
-            settings = base.model_copy(update={"llm_backend": "vllm", "vllm_base_url": base_url, "vllm_timeout_s": 600.0})
-            agent = SupportAgent(settings)
-            warm = agent.start("chat", "demo")
-            for text in dialogues[0]:
-                agent.respond(warm, text)
+            with vllm_server(base, args.base_url) as base_url:
+                settings = base.model_copy(update={"llm_backend": "vllm", "vllm_base_url": base_url, "vllm_timeout_s": 600.0})
+                agent = SupportAgent(settings)
+                warm = agent.start("chat", "demo")
+                for text in dialogues[0]:
+                    agent.respond(warm, text)
 
-            rows: list[dict] = []
-            for level in args.levels:
-                row = run_level(agent, dialogues, level, max(level, args.conversations))
-                rows.append(row)
-                print(f"N={level:<3d} {row['turns_per_s']:6.2f} turns/s  p50 {row['p50_s']:6.2f} s  p95 {row['p95_s']:6.2f} s  "
-                      f"errors {row['errors']}  kinds {row['kinds']}", file=sys.stderr, flush=True)
-                if row["p95_s"] is None or (level > 1 and rows[0]["p95_s"] and row["p95_s"] > args.degrade * rows[0]["p95_s"]):
-                    break
+                rows: list[dict] = []
+                for level in args.levels:
+                    row = run_level(agent, dialogues, level, max(level, args.conversations))
+                    rows.append(row)
+                    print(f"N={level:<3d} {row['turns_per_s']:6.2f} turns/s  p50 {row['p50_s']:6.2f} s  p95 {row['p95_s']:6.2f} s  "
+                          f"errors {row['errors']}  kinds {row['kinds']}", file=sys.stderr, flush=True)
+                    if row["p95_s"] is None or (level > 1 and rows[0]["p95_s"] and row["p95_s"] > args.degrade * rows[0]["p95_s"]):
+                        break
         finally:
-            if server is not None:
-                stop_server(base.model_copy(update={"data_dir": REPO / "data"}), server)
             dispose_engines()
             if admin is not None:
                 import sqlalchemy

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -42,11 +41,7 @@ OPENERS = ("", "Hello! ", "Hi, a quick question. ", "Good morning. ", "Hey there
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 sys.path.insert(0, str(REPO))
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from bench.benchlib import percentile, vllm_server  # noqa: E402
 
 
 def measure(work: Callable[[str], object], items: list[str], concurrency: int) -> dict:
@@ -65,7 +60,7 @@ def measure(work: Callable[[str], object], items: list[str], concurrency: int) -
     ordered = sorted(latencies)
     return {"concurrency": concurrency, "requests": len(items), "seconds": round(elapsed, 2),
             "per_s": round(len(items) / elapsed, 3), "p50_s": round(statistics.median(ordered), 3),
-            "p95_s": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 3)}
+            "p95_s": round(percentile(ordered, 0.95), 3)}
 
 
 def main() -> None:
@@ -79,12 +74,11 @@ def main() -> None:
     args = parser.parse_args()
 
     from assistant.agent import SupportAgent
-    from assistant.answering import ANSWER_OPTIONS, Assistant
+    from assistant.answering import ANSWER_OPTIONS
     from assistant.config import get_settings
     from assistant.llm.local import LocalChatModel
     from assistant.llm.vllm import VLLMChatModel
     from assistant.prompting import build_messages
-    from assistant.serving import ServeOptions, start_server, stop_server
     from ingest.pipeline import ingest_paths
 
     questions = [json.loads(line) for line in (REPO / "demo" / "questions.jsonl").read_text().splitlines() if line.strip()]
@@ -101,15 +95,7 @@ def main() -> None:
         summary = ingest_paths([REPO / "demo" / "helpcenter"], "demo", base, show_progress=False)
         if summary.failed:
             raise SystemExit(f"could not ingest the demo help center: {summary.failed}")
-        server = None
-        if args.base_url:
-            base_url = args.base_url
-        else:
-            serve_settings = base.model_copy(update={"data_dir": REPO / "data"})
-            server = start_server(serve_settings, ServeOptions(port=_free_port()), background=True,
-                                  echo=lambda line: print(line, file=sys.stderr))
-            base_url = server.base_url
-        try:
+        with vllm_server(base, args.base_url) as base_url:
             settings = base.model_copy(update={"llm_backend": "vllm", "vllm_base_url": base_url, "vllm_timeout_s": 600.0})
             agent = SupportAgent(settings)
             # The prompts the full path sends, built from the same retrieval.
@@ -137,9 +123,6 @@ def main() -> None:
             row = measure(lambda q: local.generate(prompts[q], ANSWER_OPTIONS), items[: args.local_questions], 1)
             results["local"].append(row)
             print(f"local   c=1   {row['per_s']:6.2f} q/s  p50 {row['p50_s']:6.2f} s  p95 {row['p95_s']:6.2f} s", file=sys.stderr)
-        finally:
-            if server is not None:
-                stop_server(base.model_copy(update={"data_dir": REPO / "data"}), server)
 
     local_rate = results["local"][0]["per_s"]
     ratios = [{"concurrency": f["concurrency"], "full_over_direct": round(f["per_s"] / d["per_s"], 3),

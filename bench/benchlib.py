@@ -1,0 +1,40 @@
+"""What the serving benchmarks share: a vLLM server for the run, and latency percentiles."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of already sorted values, nearest rank below."""
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def vllm_server(settings, base_url: str | None = None) -> Iterator[str]:
+    """The base URL of a vLLM server: ``base_url`` if given, else one started on a free port for the
+    ``with`` block (its virtual environment and logs in the repository's ``data/``) and stopped after."""
+    if base_url:
+        yield base_url
+        return
+    from assistant.serving import ServeOptions, start_server, stop_server
+
+    serve_settings = settings.model_copy(update={"data_dir": REPO / "data"})
+    server = start_server(serve_settings, ServeOptions(port=_free_port()), background=True,
+                          echo=lambda line: print(line, file=sys.stderr))
+    try:
+        yield server.base_url
+    finally:
+        stop_server(serve_settings, server)
