@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+import pytest
+
+if TYPE_CHECKING:
+    from assistant.config import Settings
 
 
 def make_pdf(path: Path, pages: list[str], title: str | None = None) -> Path:
@@ -62,3 +69,24 @@ def make_helpcenter(root: Path) -> Path:
         "Late returns": ["Late rentals cost 8 EUR per day."],
     })
     return root
+
+
+@contextmanager
+def ingested_helpcenter(root: Path, embedder) -> Iterator[tuple[Settings, Path]]:
+    """``make_helpcenter`` ingested as knowledge base "help" in a fresh SQLite data directory under
+    ``root``, with the local model backend; yields (settings, help-center folder)."""
+    from assistant.config import get_settings
+    from assistant.database import dispose_engines
+    from ingest.pipeline import Ingestor
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HELPMATE_DATA_DIR", str(root / "data"))
+        patch.delenv("HELPMATE_DATABASE_URL", raising=False)
+        patch.setenv("HELPMATE_LLM_BACKEND", "local")
+        get_settings.cache_clear()
+        settings = get_settings()
+        folder = make_helpcenter(root / "kb")
+        Ingestor("help", settings, embedder, show_progress=False).run([folder])
+        yield settings, folder
+        dispose_engines()
+        get_settings.cache_clear()

@@ -15,14 +15,12 @@ from assistant.agent import SupportAgent
 from assistant.agent.router import Router
 from assistant.agent.tools import ToolContext, build_tools, load_extra_tools
 from assistant.answering import Assistant
-from assistant.config import get_settings
 from assistant.conversations import add_message, start_conversation
-from assistant.database import dispose_engines, session_scope
+from assistant.database import session_scope
 from assistant.database.models import Message, Ticket
 from assistant.llm.langchain_model import LangChainChatModel
 from assistant.retrieval import Retriever
-from ingest.pipeline import Ingestor
-from tests.helpers import make_helpcenter
+from tests.helpers import ingested_helpcenter
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 
@@ -43,17 +41,8 @@ QUESTIONS = [
 @pytest.fixture(scope="module")
 def kb(tmp_path_factory, embedder):
     """The small help center as knowledge base "help", on SQLite; yields settings."""
-    root = tmp_path_factory.mktemp("agent")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HELPMATE_DATA_DIR", str(root / "data"))
-        patch.delenv("HELPMATE_DATABASE_URL", raising=False)
-        patch.setenv("HELPMATE_LLM_BACKEND", "local")
-        get_settings.cache_clear()
-        settings = get_settings()
-        Ingestor("help", settings, embedder, show_progress=False).run([make_helpcenter(root / "kb")])
+    with ingested_helpcenter(tmp_path_factory.mktemp("agent"), embedder) as (settings, _):
         yield settings
-        dispose_engines()
-        get_settings.cache_clear()
 
 
 @pytest.fixture(scope="module")

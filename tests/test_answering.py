@@ -16,14 +16,12 @@ from typer.testing import CliRunner
 
 from assistant.answering import REFUSAL_TEXT, Assistant, FinalEvent, TokenEvent
 from assistant.config import get_settings
-from assistant.database import dispose_engines
 from assistant.grounding import Grounder, split_sentences
 from assistant.llm.base import GenerationOptions
 from assistant.prompting import build_messages, is_followup, rewrite_followup
 from assistant.retrieval import Retriever
 from assistant.retrieval_types import Hit
-from ingest.pipeline import Ingestor
-from tests.helpers import make_helpcenter
+from tests.helpers import ingested_helpcenter
 from ui.cli import app
 
 EXPRESS = "How much does express shipping cost?"
@@ -51,18 +49,8 @@ class ScriptedModel:
 @pytest.fixture(scope="module")
 def kb(tmp_path_factory, embedder):
     """The small help center ingested as knowledge base "help"; yields (settings, folder, retriever)."""
-    root = tmp_path_factory.mktemp("answering")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HELPMATE_DATA_DIR", str(root / "data"))
-        patch.delenv("HELPMATE_DATABASE_URL", raising=False)
-        patch.setenv("HELPMATE_LLM_BACKEND", "local")
-        get_settings.cache_clear()
-        settings = get_settings()
-        folder = make_helpcenter(root / "kb")
-        Ingestor("help", settings, embedder, show_progress=False).run([folder])
+    with ingested_helpcenter(tmp_path_factory.mktemp("answering"), embedder) as (settings, folder):
         yield settings, folder, Retriever(settings, embedder)
-        dispose_engines()
-        get_settings.cache_clear()
 
 
 @pytest.fixture(scope="module")
