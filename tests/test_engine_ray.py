@@ -8,6 +8,7 @@ differ in the last float bits between processes, so vectors are compared with a 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -161,12 +162,21 @@ def test_cli_ingest_with_the_ray_engine(ray_cluster, settings, tmp_path):
     assert result.exit_code == 1 and "use it with --engine ray" in result.output
 
 
+# SciFact abstracts compared. The whole corpus (5,183) took about 30 minutes on 2 AVX2 cores, the
+# suite's whole budget; HELPMATE_TEST_SCIFACT_DOCUMENTS=0 compares all of it (passed on 2026-11-29).
+SCIFACT_DOCUMENTS = int(os.environ.get("HELPMATE_TEST_SCIFACT_DOCUMENTS", "1500"))
+
+
 @pytest.mark.slow
-def test_ray_engine_ingests_scifact_to_the_same_chunks_and_search_results(ray_cluster, two_dirs, embedder):
-    corpus = SHARED / "datasets" / "scifact" / "corpus.jsonl"
+def test_ray_engine_ingests_scifact_to_the_same_chunks_and_search_results(ray_cluster, two_dirs, embedder, tmp_path):
+    full = SHARED / "datasets" / "scifact" / "corpus.jsonl"
     queries_file = SHARED / "datasets" / "scifact" / "queries.jsonl"
-    if not corpus.exists():
+    if not full.exists():
         pytest.skip("shared SciFact corpus not present")
+    records = [line for line in full.read_text().splitlines(keepends=True) if line.strip()]
+    records = records[:SCIFACT_DOCUMENTS] if SCIFACT_DOCUMENTS > 0 else records
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(records))
     local_settings, ray_settings = two_dirs
     local_summary = Ingestor("scifact", local_settings, embedder, show_progress=False).run([corpus])
     engine = RayEngine(ray_settings, disable_bars=True)
@@ -175,8 +185,7 @@ def test_ray_engine_ingests_scifact_to_the_same_chunks_and_search_results(ray_cl
     finally:
         engine.close()
     assert _summary(local_summary) == _summary(ray_summary)
-    records = sum(1 for line in corpus.read_text().splitlines() if line.strip())  # 5,183 in SciFact
-    assert ray_summary.added == records and not ray_summary.failed
+    assert ray_summary.added == len(records) and not ray_summary.failed
     local, remote = _state(local_settings, "scifact"), _state(ray_settings, "scifact")
     _assert_same(local, remote)
     queries = [json.loads(line)["text"] for line in queries_file.read_text().splitlines()[:300]]
