@@ -61,7 +61,7 @@ class Router:
 
     def _human_similarity(self, text: str) -> float:
         if self._examples is None:
-            self._examples = self.embedder.encode(list(HUMAN_EXAMPLES), cache=True)
+            self._examples = self.embedder.encode(list(HUMAN_EXAMPLES))
         vector = self.embedder.encode([text], cache=True)[0]
         return float(np.max(self._examples @ vector))
 
