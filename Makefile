@@ -9,7 +9,7 @@ export HELPMATE_DATA_DIR ?= $(CURDIR)/data
 export HELPMATE_MODELS_DIR ?= $(CURDIR)/data/models
 LLM := $(HELPMATE_MODELS_DIR)/smollm2-135m-instruct/config.json
 
-.PHONY: setup models test test-fast demo lock clean help
+.PHONY: setup models browser test test-fast demo lock clean help
 
 help:
 	@echo "make demo       set up, prepare models, load the sample help center, conversations and feedback, open the web app"
@@ -34,7 +34,12 @@ models: $(LLM)
 $(LLM): | $(VENV)/.installed
 	$(BIN)/helpmate models prepare
 
-test: setup
+# The browser test drives Debian's Chromium (tests/test_ui_browser.py); installed once where missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null; }
+
+test: setup browser
 	$(BIN)/python -m pytest
 
 test-fast: setup
