@@ -229,10 +229,20 @@ class Grounder:
         if not claims:
             return SupportReport(False, answer.strip(), claims, "the answer states nothing that can be checked")
         units = _units(passages)
-        unit_vectors = self.embedder.encode([u.text for u in units], cache=True) if units else np.zeros((0, 1), np.float32)
-        claim_vectors = self.embedder.encode([c.text for c in claims], cache=True)
-        for claim, vector in zip(claims, claim_vectors):
-            self._check_claim(claim, vector, units, unit_vectors, len(passages))
+        # Words, numbers and negation decide which sentences may support a claim; embeddings only pick
+        # the closest among those, so only they (and their claims) are embedded: most sentences of
+        # five passages never qualify, and embedding them was most of the check's time.
+        candidates = {id(claim): self._candidates(claim, units, len(passages)) for claim in claims}
+        needed = sorted({i for found in candidates.values() for i, _ in found})
+        weighed = [claim for claim in claims if candidates[id(claim)]]
+        if weighed:
+            vectors = self.embedder.encode([units[i].text for i in needed] + [c.text for c in weighed], cache=True)
+            unit_vectors = dict(zip(needed, vectors[: len(needed)]))
+            for claim, vector in zip(weighed, vectors[len(needed):]):
+                index, coverage = max(candidates[id(claim)], key=lambda found: float(unit_vectors[found[0]] @ vector))
+                unit = units[index]
+                claim.similarity, claim.coverage = float(unit_vectors[index] @ vector), coverage
+                claim.supported, claim.support, claim.evidence = True, unit.passage, unit.text
 
         text = " ".join(self._with_citation(sentence, claims) for sentence in kept)
         unsupported = [c for c in claims if not c.supported]
@@ -260,24 +270,26 @@ class Grounder:
         stem, end = (sentence[:-1], sentence[-1]) if sentence[-1] in ".!" else (sentence, ".")
         return f"{stem} {marks}{end}"
 
-    def _check_claim(self, claim: Claim, vector: np.ndarray, units: list[_Unit], unit_vectors: np.ndarray,
-                     n_passages: int) -> None:
+    @staticmethod
+    def _candidates(claim: Claim, units: list[_Unit], n_passages: int) -> list[tuple[int, float]]:
+        """The units (index, share of the claim's words they hold) that may support ``claim`` by its
+        numbers, polarity and words; when there are none, ``claim.reason`` says why."""
         invalid = [n for n in claim.cited if not 1 <= n <= n_passages]
         if invalid:
             claim.reason = f"cites passage {invalid[0]}, which was not given"
-            return
+            return []
         allowed = set(claim.cited) if claim.cited else set(range(1, n_passages + 1))
         terms, claim_numbers, polarity = content_terms(claim.text), numbers(claim.text), _polarity(claim.text)
         if sum(not t.isdigit() for t in terms) < MIN_CLAIM_WORDS:
             claim.reason = "too short to check: it does not say what it is about"
-            return
+            return []
         terms_by_passage: dict[int, set[str]] = {}
         for unit in units:
             terms_by_passage.setdefault(unit.passage, set()).update(unit.terms)
         may_miss = int(MAX_MISSING_SHARE * len(terms))
-        best: tuple[float, _Unit] | None = None
+        found: list[tuple[int, float]] = []
         reasons: list[str] = []
-        for unit, unit_vector in zip(units, unit_vectors):
+        for index, unit in enumerate(units):
             if unit.passage not in allowed:
                 continue
             missing_numbers = claim_numbers - unit.numbers
@@ -294,16 +306,11 @@ class Grounder:
             if elsewhere:
                 reasons.append(f"mixes in {elsewhere[0]!r} from another passage")
                 continue
-            similarity = float(unit_vector @ vector)
-            if best is None or similarity > best[0]:
-                best = (similarity, unit)
-                claim.coverage = 1 - len(missing) / len(terms)
-        if best is None:
+            found.append((index, 1 - len(missing) / len(terms)))
+        if not found:
             where = f"passage {', '.join(map(str, sorted(allowed)))}" if claim.cited else "any passage"
             claim.reason = reasons[0] if reasons and len(set(reasons)) == 1 else f"not stated in {where}"
-            return
-        claim.similarity, unit = best
-        claim.supported, claim.support, claim.evidence = True, unit.passage, unit.text
+        return found
 
     def extractive_answer(self, question: str, passages: Sequence[Hit]) -> tuple[str, list[int]]:
         """The 1–3 passage sentences that best answer ``question``, each followed by its ``[n]``.
