@@ -28,6 +28,7 @@ from typing import Any, Iterator, Literal, Sequence
 from assistant.config import Settings, get_settings
 from assistant.grounding import Grounder, cited_numbers
 from assistant.llm.base import ChatModel, GenerationOptions
+from assistant.llm.factory import get_chat_model, use_answering_threads
 from assistant.prompting import Turn, build_messages, rewrite_followup
 from assistant.retrieval import Retriever
 from assistant.retrieval_types import Hit
@@ -155,6 +156,7 @@ class Assistant:
     def __init__(self, settings: Settings | None = None, retriever: Retriever | None = None,
                  model: ChatModel | None = None):
         self.settings = settings or get_settings()
+        use_answering_threads(self.settings)
         self.retriever = retriever or Retriever(self.settings)
         self._model = model
         self.grounder = Grounder(self.retriever.embedder)
@@ -163,8 +165,6 @@ class Assistant:
     def model(self) -> ChatModel:
         """Created on first use: a refusal never loads or calls the language model."""
         if self._model is None:
-            from assistant.llm.factory import get_chat_model
-
             self._model = get_chat_model(self.settings)
         return self._model
 

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     vllm_api_key: str = "EMPTY"
     vllm_timeout_s: float = 60.0
     vllm_retries: int = 2
+    cpu_threads: int = Field(
+        0, ge=0,
+        description="CPU threads for this process's own models while answering (embeddings, sentiment, the local "
+                    "backend). 0: every core, but 1 when the vllm backend's server runs on this machine's CPU (a "
+                    "loopback URL, no GPU): two processes sharing the cores slow each other down (bench/serve.py).")
 
     answer_min_relevance: float = Field(0.40, description="Refuse (and offer a human) when no retrieved passage has at least this cosine similarity to the question.")
     answer_passages: int = Field(4, description="Retrieved passages given to the model as numbered context.")

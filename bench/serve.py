@@ -12,7 +12,9 @@ no text repeats within a run, are sent at each concurrency through:
                 a time (concurrency 1 only: the in-process model serves one request at a time).
 
 The query-time embedding cache is emptied before each run of the full path: a run starts cold,
-and the sentences of passages warm up as questions about the same documents come in.
+and the sentences of passages warm up as questions about the same documents come in. Each mode
+runs with the torch threads Helpmate would use in that deployment (``use_answering_threads``):
+one beside a vLLM server on this machine's CPU, every core for the local backend.
 It prints questions per second and p50/p95 latency per mode and concurrency, and the ratios
 (a)/(b) and (a)/(c) of throughput. A vLLM server is started for the run (``helpmate serve-model``'s
 machinery) unless ``--base-url`` names a running one.
@@ -76,6 +78,8 @@ def main() -> None:
     from assistant.agent import SupportAgent
     from assistant.answering import ANSWER_OPTIONS
     from assistant.config import get_settings
+    from assistant.llm.base import GenerationOptions
+    from assistant.llm.factory import use_answering_threads
     from assistant.llm.local import LocalChatModel
     from assistant.llm.vllm import VLLMChatModel
     from assistant.prompting import build_messages
@@ -106,13 +110,17 @@ def main() -> None:
             direct = VLLMChatModel.from_settings(settings)
             local = LocalChatModel(base)
             local.generate(prompts[items[0]], ANSWER_OPTIONS)  # load and warm up
-            direct.generate(prompts[items[0]], ANSWER_OPTIONS)
+            # Every prompt once through vLLM first, so that its prefix cache holds them all for every
+            # mode and concurrency alike (else the first run alone would compute them afresh).
+            for question in set(items):
+                direct.generate(prompts[question], GenerationOptions(max_tokens=1))
             agent.respond(agent.start("bench", "demo"), items[0])
 
             def full(question: str) -> None:
                 agent.respond(agent.start("bench", "demo"), question)
 
             results: dict[str, list[dict]] = {"full": [], "direct": [], "local": []}
+            use_answering_threads(settings)
             for concurrency in args.concurrency:
                 for mode, work in (("direct", lambda q: direct.generate(prompts[q], ANSWER_OPTIONS)), ("full", full)):
                     agent.assistant.retriever.embedder.clear_cache()
@@ -120,6 +128,7 @@ def main() -> None:
                     results[mode].append(row)
                     print(f"{mode:7s} c={concurrency:<3d} {row['per_s']:6.2f} q/s  p50 {row['p50_s']:6.2f} s  "
                           f"p95 {row['p95_s']:6.2f} s", file=sys.stderr)
+            print(f"local backend on {use_answering_threads(base)} threads", file=sys.stderr)
             row = measure(lambda q: local.generate(prompts[q], ANSWER_OPTIONS), items[: args.local_questions], 1)
             results["local"].append(row)
             print(f"local   c=1   {row['per_s']:6.2f} q/s  p50 {row['p50_s']:6.2f} s  p95 {row['p95_s']:6.2f} s", file=sys.stderr)

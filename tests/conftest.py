@@ -4,6 +4,7 @@ and the database under test (SQLite always; PostgreSQL where HELPMATE_TEST_POSTG
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from pathlib import Path
 
@@ -82,6 +83,16 @@ def db_settings(request, tmp_path, monkeypatch):
         with admin.begin() as connection:
             connection.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """An Assistant beside a loopback vLLM server sets torch to one thread for the whole process
+    (``use_answering_threads``); later tests get the machine's cores back."""
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != (os.cpu_count() or 1):
+        torch.set_num_threads(os.cpu_count() or 1)
 
 
 @pytest.fixture(scope="session")

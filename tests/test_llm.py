@@ -16,7 +16,8 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 
 from assistant.config import Settings
 from assistant.llm.base import GenerationOptions, ModelUnavailableError
-from assistant.llm.factory import get_chat_model
+from assistant.answering import Assistant
+from assistant.llm.factory import answering_threads, get_chat_model
 from assistant.llm.langchain_model import LangChainChatModel, to_message_dicts
 from assistant.llm.local import LocalChatModel, _StopScanner
 from assistant.llm.vllm import VLLMChatModel
@@ -187,6 +188,27 @@ def test_factory_picks_the_configured_backend(llm_settings):
     assert served.name == LLM_NAME and served.base_url == "http://10.0.0.5:9000/v1"
     adapter = get_chat_model(llm_settings.model_copy(update={"llm_backend": "vllm", "vllm_model": "support-v3"}))
     assert adapter.name == "support-v3"
+
+
+def test_answering_threads_leave_the_cores_to_a_vllm_server_on_this_machine(llm_settings, monkeypatch):
+    import assistant.serving
+
+    cores = os.cpu_count() or 1
+    monkeypatch.setattr(assistant.serving, "gpu_available", lambda: False)
+    beside = llm_settings.model_copy(update={"llm_backend": "vllm", "vllm_base_url": "http://127.0.0.1:8000/v1"})
+    assert answering_threads(beside) == 1
+    assert answering_threads(beside.model_copy(update={"vllm_base_url": "http://localhost:8000/v1"})) == 1
+    assert answering_threads(beside.model_copy(update={"vllm_base_url": "http://10.0.0.5:8000/v1"})) == cores
+    assert answering_threads(beside.model_copy(update={"cpu_threads": 3})) == 3
+    assert answering_threads(llm_settings) == cores  # the local backend is the model: it gets every core
+    monkeypatch.setattr(assistant.serving, "gpu_available", lambda: True)
+    assert answering_threads(beside) == cores  # the server runs on the GPU
+
+    import torch
+
+    monkeypatch.setattr(assistant.serving, "gpu_available", lambda: False)
+    Assistant(beside)
+    assert torch.get_num_threads() == 1
 
 
 def test_langchain_messages_become_backend_dicts():

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
+from urllib.parse import urlparse
 
 from assistant.config import Settings, get_settings
 from assistant.llm.base import ChatModel
@@ -43,3 +45,34 @@ def get_chat_model(settings: Settings | None = None) -> ChatModel:
         log.warning("the active model version %s has no adapter at %s; answering with the base model "
                     "(`helpmate finetune rollback` makes the registry agree)", active.name, active.adapter_path)
     return LocalChatModel(settings)
+
+
+def answering_threads(settings: Settings) -> int:
+    """CPU threads this process's models should use while answering: ``HELPMATE_CPU_THREADS`` when set,
+    else every core, except one when the vLLM server shares this machine's CPU.
+
+    vLLM on CPU pins its worker to a core. An embedding call that spreads over every core then waits
+    at each layer for the thread that shares the worker's core, and slows the worker as well: on 2
+    cores, the full path kept 0.66 of direct vLLM throughput with 2 threads and about 0.95 with one
+    (bench/serve.py, BENCHMARKS.md).
+    """
+    if settings.cpu_threads:
+        return settings.cpu_threads
+    cores = os.cpu_count() or 1
+    if settings.llm_backend == "vllm" and settings.device == "cpu":
+        host = urlparse(settings.vllm_base_url).hostname or ""
+        if host in ("localhost", "::1") or host.startswith("127."):
+            from assistant.serving import gpu_available
+
+            if not gpu_available():
+                return 1
+    return cores
+
+
+def use_answering_threads(settings: Settings) -> int:
+    """Set torch's thread count (process-wide) to ``answering_threads``; returns it."""
+    import torch
+
+    threads = answering_threads(settings)
+    torch.set_num_threads(threads)
+    return threads
