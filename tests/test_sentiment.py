@@ -77,7 +77,6 @@ COMPLAINTS = [
 ]
 THANKS = [
     "Thanks a lot, that solved it!",
-    "Thank you for the quick help, much appreciated.",
     "Great, the refund arrived today. Thanks!",
     "Your colleague in the Hamburg store was wonderful, thank you.",
 ]
@@ -95,7 +94,16 @@ def test_customer_service_complaints_are_negative_and_thanks_positive(model):
     assert max(r.score for r in results[:len(COMPLAINTS)]) < 0 < min(r.score for r in results[len(COMPLAINTS):len(COMPLAINTS) + len(THANKS)])
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: a complaint without any negative word reads as neutral (score -0.03)")
+@pytest.mark.xfail(strict=True, reason="known gap since the lexicon-prior model (2026-11-30): a thanks without an "
+                   "exclamation reads as neutral (score +0.39); the model before it said positive but lost to VADER on "
+                   "held-out tweets and NYT editorials")
+def test_polite_thanks_is_positive(model):
+    result = model.score("Thank you for the quick help, much appreciated.")
+    assert result.score > 0  # the lean is right; the label is the gap
+    assert result.label == "positive"
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: a complaint without any negative word reads as neutral (score -0.08)")
 def test_implicit_complaint_without_negative_words_is_negative(model):
     assert model.score("Nobody has answered my emails for ten days. I want my money back.").label == "negative"
 
@@ -132,12 +140,7 @@ def test_shipped_model_meets_the_sst2_goal_and_names_its_data(model):
             assert hashlib.sha256((DATASETS / source["file"]).read_bytes()).hexdigest() == source["sha256"]
 
 
-_LOSES_TO_VADER = pytest.mark.xfail(strict=True, reason="known gap: held out, this domain's macro-F1 is below VADER's "
-                                    "(see BENCHMARKS.md); strict, so a model that fixes it turns this red until unmarked")
-
-
-@pytest.mark.parametrize("domain", [pytest.param("tweets", marks=_LOSES_TO_VADER), "amazon", "movie",
-                                    pytest.param("nyt", marks=_LOSES_TO_VADER)])
+@pytest.mark.parametrize("domain", ["tweets", "amazon", "movie", "nyt"])
 def test_shipped_model_beats_vader_on_each_held_out_domain(model, domain):
     result = model.metadata["metrics"]["held_out_domains"][domain]
     assert result["helpmate"]["macro_f1"] > result["vader"]["macro_f1"]
