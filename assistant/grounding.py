@@ -232,16 +232,20 @@ class Grounder:
         # Words, numbers and negation decide which sentences may support a claim; embeddings only pick
         # the closest among those, so only they (and their claims) are embedded: most sentences of
         # five passages never qualify, and embedding them was most of the check's time.
-        candidates = {id(claim): self._candidates(claim, units, len(passages)) for claim in claims}
-        needed = sorted({i for found in candidates.values() for i, _ in found})
-        weighed = [claim for claim in claims if candidates[id(claim)]]
+        terms_by_passage: dict[int, set[str]] = {}
+        for unit in units:
+            terms_by_passage.setdefault(unit.passage, set()).update(unit.terms)
+        weighed = [(claim, found) for claim in claims
+                   if (found := self._candidates(claim, units, terms_by_passage, len(passages)))]
         if weighed:
-            vectors = self.embedder.encode([units[i].text for i in needed] + [c.text for c in weighed], cache=True)
+            needed = sorted({i for _, found in weighed for i, _ in found})
+            vectors = self.embedder.encode([units[i].text for i in needed] + [c.text for c, _ in weighed], cache=True)
             unit_vectors = dict(zip(needed, vectors[: len(needed)]))
-            for claim, vector in zip(weighed, vectors[len(needed):]):
-                index, coverage = max(candidates[id(claim)], key=lambda found: float(unit_vectors[found[0]] @ vector))
+            for (claim, found), vector in zip(weighed, vectors[len(needed):]):
+                # the first of equally similar candidates wins, as units come in passage order
+                claim.similarity, index, claim.coverage = max(
+                    ((float(unit_vectors[i] @ vector), i, coverage) for i, coverage in found), key=lambda c: c[0])
                 unit = units[index]
-                claim.similarity, claim.coverage = float(unit_vectors[index] @ vector), coverage
                 claim.supported, claim.support, claim.evidence = True, unit.passage, unit.text
 
         text = " ".join(self._with_citation(sentence, claims) for sentence in kept)
@@ -271,9 +275,11 @@ class Grounder:
         return f"{stem} {marks}{end}"
 
     @staticmethod
-    def _candidates(claim: Claim, units: list[_Unit], n_passages: int) -> list[tuple[int, float]]:
+    def _candidates(claim: Claim, units: list[_Unit], terms_by_passage: dict[int, set[str]],
+                    n_passages: int) -> list[tuple[int, float]]:
         """The units (index, share of the claim's words they hold) that may support ``claim`` by its
-        numbers, polarity and words; when there are none, ``claim.reason`` says why."""
+        numbers, polarity and words; when there are none, ``claim.reason`` says why.
+        ``terms_by_passage``: every passage's content words, to tell a claim that mixes two passages."""
         invalid = [n for n in claim.cited if not 1 <= n <= n_passages]
         if invalid:
             claim.reason = f"cites passage {invalid[0]}, which was not given"
@@ -283,9 +289,6 @@ class Grounder:
         if sum(not t.isdigit() for t in terms) < MIN_CLAIM_WORDS:
             claim.reason = "too short to check: it does not say what it is about"
             return []
-        terms_by_passage: dict[int, set[str]] = {}
-        for unit in units:
-            terms_by_passage.setdefault(unit.passage, set()).update(unit.terms)
         may_miss = int(MAX_MISSING_SHARE * len(terms))
         found: list[tuple[int, float]] = []
         reasons: list[str] = []
