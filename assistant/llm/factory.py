@@ -52,9 +52,8 @@ def answering_threads(settings: Settings) -> int:
     else every core, except one when the vLLM server shares this machine's CPU.
 
     vLLM on CPU pins its worker to a core. An embedding call that spreads over every core then waits
-    at each layer for the thread that shares the worker's core, and slows the worker as well: on 2
-    cores, the full path kept 0.66 of direct vLLM throughput with 2 threads and about 0.95 with one
-    (bench/serve.py, BENCHMARKS.md).
+    at each layer for the thread that shares the worker's core, and slows the worker as well
+    (bench/serve.py measures the full path against direct vLLM; BENCHMARKS.md).
     """
     if settings.cpu_threads:
         return settings.cpu_threads
