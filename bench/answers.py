@@ -33,6 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 sys.path.insert(0, str(REPO))
 
+from bench.benchlib import share_checkout_models  # noqa: E402
+
 LLM_REWRITE_PROMPT = (
     "Rewrite the customer's last question so that it can be understood without the conversation. "
     "Reply with the rewritten question only."
@@ -89,7 +91,7 @@ def gate_tradeoff(records: list[dict], thresholds: list[float]) -> list[dict]:
 
 def run_followups(assistant, followups: list[dict], questions: list[dict]) -> dict:
     from assistant.llm.base import GenerationOptions
-    from assistant.prompting import rewrite_followup
+    from assistant.answering.prompts import rewrite_followup
 
     turns = assistant.settings.history_turns
     top = {"raw": 0, "rule": 0, "model": 0}
@@ -175,10 +177,11 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
+        share_checkout_models()
         os.environ["HELPMATE_DATA_DIR"] = tmp
         os.environ["HELPMATE_LLM_BACKEND"] = args.backend
         os.environ.pop("HELPMATE_DATABASE_URL", None)
-        from assistant.answering import Assistant
+        from assistant.answering.assistant import Assistant
         from assistant.config import get_settings
         from ingest.pipeline import ingest_paths
 

@@ -1,14 +1,25 @@
-"""What the serving benchmarks share: a vLLM server for the run, and latency percentiles."""
+"""What the benchmarks share: the checkout's prepared models, a vLLM server for the run, latency percentiles."""
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from assistant.config import Settings
+
 REPO = Path(__file__).resolve().parents[1]
+# What `helpmate` resolves here (helpmate.env, HELPMATE_*), read when a benchmark starts, before it
+# points HELPMATE_DATA_DIR at a scratch folder.
+CHECKOUT_SETTINGS = Settings()
+
+
+def share_checkout_models() -> None:
+    """Keep using the models `make` prepared (``helpmate models prepare``) in a scratch data directory."""
+    os.environ.setdefault("HELPMATE_MODELS_DIR", str(CHECKOUT_SETTINGS.models_dir))
 
 
 def percentile(ordered: list[float], q: float) -> float:
@@ -25,13 +36,13 @@ def _free_port() -> int:
 @contextmanager
 def vllm_server(settings, base_url: str | None = None) -> Iterator[str]:
     """The base URL of a vLLM server: ``base_url`` if given, else one started on a free port for the
-    ``with`` block (its virtual environment and logs in the repository's ``data/``) and stopped after."""
+    ``with`` block (its virtual environment and logs in the checkout's data directory) and stopped after."""
     if base_url:
         yield base_url
         return
-    from assistant.serving import ServeOptions, start_server, stop_server
+    from assistant.llm.vllm_server import ServeOptions, start_server, stop_server
 
-    serve_settings = settings.model_copy(update={"data_dir": REPO / "data"})
+    serve_settings = settings.model_copy(update={"data_dir": CHECKOUT_SETTINGS.data_dir, "models_dir": CHECKOUT_SETTINGS.models_dir})
     server = start_server(serve_settings, ServeOptions(port=_free_port()), background=True,
                           echo=lambda line: print(line, file=sys.stderr))
     try:

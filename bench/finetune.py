@@ -27,7 +27,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 sys.path.insert(0, str(REPO))
-os.environ.setdefault("HELPMATE_MODELS_DIR", str(REPO / "data" / "models"))
+from bench.benchlib import share_checkout_models  # noqa: E402
+
+share_checkout_models()
 
 
 def feedback_items(feedback: Path, questions: Path) -> list[tuple[str, str]]:
@@ -68,7 +70,7 @@ def main() -> None:
         os.environ.pop("HELPMATE_DATABASE_URL", None)
         from assistant.config import get_settings
         from assistant.modelstore import require_llm
-        from assistant.retrieval import Retriever
+        from assistant.retrieval.retriever import Retriever
         from finetune.dataset import FeedbackRecord, read_jsonl, write_snapshot
         from finetune.training import train_lora
         from ingest.pipeline import ingest_paths

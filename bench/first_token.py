@@ -26,6 +26,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.benchlib import share_checkout_models  # noqa: E402
+
 GOAL_MS = 2000.0
 
 
@@ -44,8 +46,8 @@ def main() -> int:
     args = parser.parse_args()
 
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="helpmate-first-token-"))
+    share_checkout_models()
     os.environ["HELPMATE_DATA_DIR"] = str(data_dir)
-    os.environ.setdefault("HELPMATE_MODELS_DIR", str(REPO / "data" / "models"))
     os.environ["HELPMATE_LLM_BACKEND"] = "local"
     os.environ.pop("HELPMATE_DATABASE_URL", None)
 

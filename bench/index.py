@@ -112,7 +112,7 @@ def _recall(found: np.ndarray, exact: np.ndarray) -> float:
 
 
 def measure(n: int, base: np.ndarray, scifact_queries: np.ndarray, args, settings) -> dict:
-    from assistant.vector_index import VectorIndex
+    from assistant.retrieval.vector_index import VectorIndex
 
     b = len(base)
     rows = np.arange(n) % b

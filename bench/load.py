@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 sys.path.insert(0, str(REPO))
 
-from bench.benchlib import percentile, vllm_server  # noqa: E402
+from bench.benchlib import percentile, share_checkout_models, vllm_server  # noqa: E402
 
 
 def run_level(agent, dialogues: list[tuple[str, str]], concurrency: int, conversations: int) -> dict:
@@ -104,8 +104,8 @@ def main() -> None:
 
     schema = admin = None
     with tempfile.TemporaryDirectory() as tmp:
+        share_checkout_models()
         os.environ["HELPMATE_DATA_DIR"] = tmp
-        os.environ.setdefault("HELPMATE_MODELS_DIR", str(REPO / "data" / "models"))
         if args.postgres:
             import sqlalchemy
 

@@ -33,15 +33,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from assistant.config import Settings  # noqa: E402
-from assistant.sentiment import (  # noqa: E402
-    DEFAULT_DATASETS,
-    VaderBaseline,
-    evaluate,
-    get_sentiment_model,
-    read_labelled,
-    read_vader_groundtruth,
-    train_model,
-)
+from assistant.sentiment.data import DEFAULT_DATASETS, read_labelled, read_vader_groundtruth
+from assistant.sentiment.evaluation import evaluate
+from assistant.sentiment.model import get_sentiment_model, VaderBaseline
+from assistant.sentiment.training import train_model
 
 
 def real_messages(datasets: Path, n: int, seed: int = 0) -> list[str]:
@@ -82,7 +77,7 @@ def batch_speed(model, texts: list[str], rounds: int = 3) -> dict:
 
 def import_10k(texts: list[str], folder: Path) -> dict:
     from assistant.config import get_settings
-    from assistant.conversations import import_conversations
+    from assistant.conversations.store import import_conversations
 
     path = folder / "tickets.csv"
     start = datetime(2026, 10, 1, tzinfo=timezone.utc)
@@ -90,20 +85,13 @@ def import_10k(texts: list[str], folder: Path) -> dict:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["conversation_id", "timestamp", "role", "text", "channel"])
+        channel = "chat"
         for i, text in enumerate(texts):
             conversation = i // 4
+            if i % 4 == 0:  # every message of a conversation on the channel of its first message
+                channel = rng.choice(["chat", "email", "phone"])
             moment = start + timedelta(minutes=conversation * 17 + (i % 4) * 3)
-            writer.writerow([f"B-{conversation:05d}", moment.isoformat(), "customer", text,
-                             rng.choice(["chat", "email", "phone"]) if i % 4 == 0 else "?"])
-    # Every message of a conversation on the channel of its first message.
-    rows = list(csv.reader(path.open(newline="")))
-    for row in rows[1:]:
-        if row[4] == "?":
-            row[4] = channel
-        else:
-            channel = row[4]
-    with path.open("w", newline="") as handle:
-        csv.writer(handle).writerows(rows)
+            writer.writerow([f"B-{conversation:05d}", moment.isoformat(), "customer", text, channel])
     os.environ["HELPMATE_DATA_DIR"] = str(folder / "data")
     os.environ.pop("HELPMATE_DATABASE_URL", None)
     get_settings.cache_clear()
@@ -130,7 +118,7 @@ def main() -> None:
     sst2 = read_labelled(args.datasets / "sst2" / "dev.tsv", "tsv")
     result["sst2_dev"] = evaluate(sst2, [model, vader])
     if args.held_out:
-        result["held_out_domains"] = train_model(args.datasets, None, settings).metadata["metrics"]["held_out_domains"]
+        result["held_out_domains"] = train_model(settings, args.datasets, None).metadata["metrics"]["held_out_domains"]
         result["held_out_source"] = "retrained now"
     else:
         result["held_out_domains"] = model.metadata["metrics"]["held_out_domains"]

@@ -43,7 +43,7 @@ OPENERS = ("", "Hello! ", "Hi, a quick question. ", "Good morning. ", "Hey there
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 sys.path.insert(0, str(REPO))
 
-from bench.benchlib import percentile, vllm_server  # noqa: E402
+from bench.benchlib import percentile, share_checkout_models, vllm_server  # noqa: E402
 
 
 def measure(work: Callable[[str], object], items: list[str], concurrency: int) -> dict:
@@ -76,13 +76,13 @@ def main() -> None:
     args = parser.parse_args()
 
     from assistant.agent import SupportAgent
-    from assistant.answering import ANSWER_OPTIONS
+    from assistant.answering.assistant import ANSWER_OPTIONS
     from assistant.config import get_settings
     from assistant.llm.base import GenerationOptions
     from assistant.llm.factory import use_answering_threads
     from assistant.llm.local import LocalChatModel
     from assistant.llm.vllm import VLLMChatModel
-    from assistant.prompting import build_messages
+    from assistant.answering.prompts import build_messages
     from ingest.pipeline import ingest_paths
 
     questions = [json.loads(line) for line in (REPO / "demo" / "questions.jsonl").read_text().splitlines() if line.strip()]
@@ -92,8 +92,8 @@ def main() -> None:
         raise SystemExit(f"--questions is at most {len(items)}: {len(answerable)} answerable questions x {len(OPENERS)} greetings")
 
     with tempfile.TemporaryDirectory() as tmp:
+        share_checkout_models()
         os.environ["HELPMATE_DATA_DIR"] = tmp
-        os.environ.setdefault("HELPMATE_MODELS_DIR", str(REPO / "data" / "models"))
         get_settings.cache_clear()
         base = get_settings()
         summary = ingest_paths([REPO / "demo" / "helpcenter"], "demo", base, show_progress=False)

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from assistant.cli.errors import fail
 from assistant.config import get_settings
 from assistant.modelstore import ModelMissingError, require_llm
 from finetune.dataset import read_manifest
@@ -56,10 +57,9 @@ def train(
         )
         training = {k: v for k, v in asdict(result).items() if k != "step_losses"}
         record_candidate(name, Path(result.output_dir), str(base), training, manifest.content_hash, dataset,
-                         snapshot_source(dataset).get("feedback_through_id"), settings)
+                         snapshot_source(dataset).get("feedback_through_id"), settings=settings)
     except (FileNotFoundError, FileExistsError, ValueError, RuntimeError, ModelMissingError) as error:
-        typer.secho(f"error: {error}", err=True, fg="red")
-        raise typer.Exit(1)
+        fail(error)
     if as_json:
         typer.echo(json.dumps({**asdict(result), "version": name}))
         return
@@ -71,11 +71,6 @@ def train(
     typer.echo(f"train loss:    {result.train_loss:.4f} (last epoch, {result.steps} steps)")
     typer.echo(f"eval loss:     {eval_line}")
     typer.echo(f"speed:         {result.examples_per_s:.2f} examples/s, {result.tokens_per_s:.0f} tokens/s, {result.duration_s:.1f} s")
-
-
-def _fail(error: Exception) -> None:
-    typer.secho(f"error: {error}", err=True, fg="red")
-    raise typer.Exit(1)
 
 
 def _vllm_url(option: str | None) -> str | None:
@@ -107,7 +102,7 @@ def export(
     try:
         result = export_feedback(folder, settings, eval_share=eval_share, cite_answers=cite)
     except (ValueError, FileExistsError) as error:
-        _fail(error)
+        fail(error)
     m = result.manifest
     typer.echo(f"snapshot:      {result.folder}")
     typer.echo(f"feedback:      {result.feedback_rows} ratings (through id {result.feedback_through_id}), "
@@ -132,7 +127,7 @@ def evaluate_(
 
     from assistant.database import session_scope
     from assistant.database.models import ModelVersion
-    from assistant.model_versions import active_version
+    from assistant.llm.versions import active_version
     from assistant.modelstore import LLM_NAME
     from finetune.evaluation import evaluate, local_generator, write_report
     from finetune.registry import promote, set_evaluation
@@ -144,9 +139,9 @@ def evaluate_(
             query = select(ModelVersion).where(ModelVersion.name == version)
         row = session.scalars(query).first()
     if row is None:
-        _fail(ValueError(f"no model version {version!r}" if version else "no candidate to evaluate; train one with `helpmate finetune train`"))
+        fail(ValueError(f"no model version {version!r}" if version else "no candidate to evaluate; train one with `helpmate finetune train`"))
     if row.status != "candidate":
-        _fail(ValueError(f"{row.name} is {row.status}, not a candidate"))
+        fail(ValueError(f"{row.name} is {row.status}, not a candidate"))
     active = active_version(settings)
     report = evaluate(row.name, local_generator(settings, Path(row.adapter_path)), active.name if active else LLM_NAME,
                       local_generator(settings, Path(active.adapter_path) if active else None),
@@ -154,12 +149,12 @@ def evaluate_(
     write_report(report, Path(row.adapter_path) / "evaluation.json")
     metrics = {"candidate": report.candidate_metrics, "active": report.active_metrics, "against": report.active,
                "gain": report.decision.gain, "margin": margin, "tolerance": tolerance}
-    set_evaluation(row.name, metrics, None if report.decision.promote else report.decision.reason, settings)
+    set_evaluation(row.name, metrics, None if report.decision.promote else report.decision.reason, settings=settings)
     if report.decision.promote and promote_:
         try:
             promote(row.name, settings, _vllm_url(vllm_url), reason=report.decision.reason)
         except RuntimeError as error:
-            _fail(error)
+            fail(error)
     if as_json:
         typer.echo(json.dumps({"version": row.name, "promote": report.decision.promote, "reason": report.decision.reason,
                                "candidate": report.candidate_metrics, "active": report.active_metrics}))
@@ -186,7 +181,7 @@ def promote_cmd(
     try:
         row = promote(version, get_settings(), _vllm_url(vllm_url), reason="promoted by hand")
     except RuntimeError as error:
-        _fail(error)
+        fail(error)
     typer.echo(f"{row.name} is active")
 
 
@@ -199,14 +194,14 @@ def rollback_cmd(vllm_url: VllmUrl = None) -> None:
     try:
         row = rollback(get_settings(), _vllm_url(vllm_url))
     except RuntimeError as error:
-        _fail(error)
+        fail(error)
     typer.echo(f"{row.name if row else LLM_NAME + ' (base model)'} is active")
 
 
 @finetune_app.command("versions")
 def versions() -> None:
     """The trained versions with their status and evaluation."""
-    from assistant.model_versions import list_versions
+    from assistant.llm.versions import list_versions
 
     for row in list_versions(get_settings()):
         score = ((row.evaluation_metrics or {}).get("candidate") or {}).get("feedback_score")
@@ -236,7 +231,7 @@ def run(
                           TrainOptions(rank=rank, lr=lr, epochs=epochs, batch_size=batch_size, seed=seed),
                           margin, tolerance, _vllm_url(vllm_url), echo=echo)
     except (ValueError, RuntimeError, FileNotFoundError, ModelMissingError) as error:
-        _fail(error)
+        fail(error)
     if as_json:
         typer.echo(json.dumps({"promoted": result.promoted, "version": result.version, "candidate": result.candidate,
                                "active": result.active, "reason": result.reason, "active_version": result.active_version,

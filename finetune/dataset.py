@@ -11,7 +11,7 @@ the conversational formats TRL 1.x reads with ``load_dataset("json", ...)``:
   every rated answer with its thumb, plus each correction as a desirable completion (KTO).
 
 The prompt of every example is the prompt the answer was generated from: the one recorded with the
-answer, or else the assistant's own (:func:`assistant.prompting.build_messages`), so an adapter
+answer, or else the assistant's own (:func:`assistant.answering.prompts.build_messages`), so an adapter
 learns on exactly what it sees when serving. Every text is redacted first
 (:mod:`finetune.redaction`). Examples are de-duplicated on their normalised prompt and answer, and
 split into train and eval by conversation, never by message: the answers of one conversation share
@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any, Iterable, Literal
 
 from assistant.llm.base import Message
-from assistant.prompting import Turn, build_messages
-from assistant.retrieval_types import Hit
+from assistant.answering.prompts import Turn, build_messages
+from assistant.retrieval.types import Hit
 from finetune.redaction import redact_counted
 
 SNAPSHOT_FORMAT = "helpmate-feedback-snapshot/1"

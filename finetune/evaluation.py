@@ -2,7 +2,7 @@
 better on held-out feedback and no worse on a fixed regression set.
 
 Both models answer the same prompts with the same decoding the assistant serves with
-(``assistant.answering.ANSWER_OPTIONS``: greedy, at most 100 tokens, stop at a blank line):
+(``assistant.answering.assistant.ANSWER_OPTIONS``: greedy, at most 100 tokens, stop at a blank line):
 
 * **held-out feedback**: the eval split of the snapshot (``sft_eval.jsonl``; conversations the
   adapter never saw), scored by token F1 and ROUGE-L against the corrected or approved answer;
@@ -26,11 +26,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from assistant.answering import ANSWER_OPTIONS, model_declined
-from assistant.grounding import cited_numbers, strip_citations
+from assistant.answering.assistant import ANSWER_OPTIONS, model_declined
+from assistant.answering.grounding import cited_numbers, strip_citations
 from assistant.llm.base import Message
-from assistant.prompting import build_messages
-from assistant.retrieval_types import Hit
+from assistant.answering.prompts import build_messages
+from assistant.retrieval.types import Hit
 from finetune.dataset import read_jsonl
 
 REGRESSION_SET = Path(__file__).with_name("regression.jsonl")

@@ -4,7 +4,7 @@ Each stored rating becomes a :class:`~finetune.dataset.FeedbackRecord` with the 
 was generated from (recorded, or rebuilt from the stored passages the way the assistant builds it).
 An answer to learn (a correction, or an answer rated good) that has no ``[n]`` marks gets the
 citations the serving pipeline would give it: each sentence cites the passage the support check
-(``assistant.grounding``) finds for it, or else the passage whose statement is most similar to it
+(``assistant.answering.grounding``) finds for it, or else the passage whose statement is most similar to it
 (cosine at least :data:`CITE_MIN_SIMILARITY`). Agents write corrections without citations, and an
 adapter trained on uncited answers unlearns citing: on the demo feedback, a run without this
 scored 0.00 citation accuracy on the regression set against the base model's 0.17, and the gate
@@ -18,10 +18,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant.config import Settings, get_settings
-from assistant.feedback import hit_from_dict, label_of, list_feedback
-from assistant.grounding import Grounder, cited_numbers, split_sentences
-from assistant.retrieval_types import Hit
+from assistant.config import Settings
+from assistant.conversations.feedback import hit_from_dict, label_of, list_feedback
+from assistant.answering.grounding import Grounder, cited_numbers, split_sentences
+from assistant.retrieval.types import Hit
 from finetune.dataset import FeedbackRecord, SnapshotManifest, write_snapshot
 
 SOURCE = "source.json"
@@ -64,13 +64,12 @@ class Export:
     citations_added: int
 
 
-def feedback_records(settings: Settings | None = None, cite_answers: bool = True) -> tuple[list[FeedbackRecord], int | None, int]:
+def feedback_records(settings: Settings, cite_answers: bool = True) -> tuple[list[FeedbackRecord], int | None, int]:
     """Every usable rating as a record, the newest feedback id, and how many corrections got citations.
 
     Three stars without a correction say neither good nor bad and are left out; a rating with a
     correction always marks the original answer bad.
     """
-    settings = settings or get_settings()
     rows = list_feedback(settings)
     grounder = None
     records, cited = [], 0
@@ -100,7 +99,7 @@ def feedback_records(settings: Settings | None = None, cite_answers: bool = True
     return records, (rows[-1].id if rows else None), cited
 
 
-def export_feedback(folder: Path, settings: Settings | None = None, eval_share: float = 0.25, cite_answers: bool = True) -> Export:
+def export_feedback(folder: Path, settings: Settings, eval_share: float = 0.25, cite_answers: bool = True) -> Export:
     """Write the snapshot of all stored feedback (redacted, de-duplicated, split by conversation)."""
     records, through, cited = feedback_records(settings, cite_answers)
     if not records:

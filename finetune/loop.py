@@ -15,9 +15,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from assistant.config import Settings, get_settings
-from assistant.feedback import count_feedback
-from assistant.model_versions import active_version, feedback_trained_through
+from assistant.config import Settings
+from assistant.conversations.feedback import count_feedback
+from assistant.llm.versions import active_version, feedback_trained_through
 from assistant.modelstore import LLM_NAME, require_llm
 from finetune.evaluation import evaluate, local_generator, write_report
 from finetune.export import export_feedback
@@ -75,13 +75,11 @@ def run_lock(settings: Settings) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def run_loop(settings: Settings | None = None, min_new_feedback: int = 10, eval_share: float = 0.25,
+def run_loop(settings: Settings, min_new_feedback: int = 10, eval_share: float = 0.25,
              options: TrainOptions = TrainOptions(), margin: float = 0.02, tolerance: float = 0.05,
              vllm_url: str | None = None, device: str | None = None, echo: Echo = print) -> LoopResult:
     """One round of the loop; see the module docstring."""
     import time
-
-    settings = settings or get_settings()
     current = active_version(settings)
     active_name = current.name if current else LLM_NAME
     try:
@@ -111,7 +109,7 @@ def run_loop(settings: Settings | None = None, min_new_feedback: int = 10, eval_
             timings["train"] = round(time.perf_counter() - started, 1)
             training = {k: v for k, v in asdict(result).items() if k != "step_losses"}
             record_candidate(name, Path(result.output_dir), str(base), training, manifest.content_hash, export.folder,
-                             export.feedback_through_id, settings)
+                             export.feedback_through_id, settings=settings)
             echo(f"trained candidate {name}: train loss {result.train_loss:.4f}, eval loss "
                  f"{result.eval_loss_before} -> {result.eval_loss}, {result.examples_per_s:.2f} examples/s")
 
@@ -125,10 +123,10 @@ def run_loop(settings: Settings | None = None, min_new_feedback: int = 10, eval_
                        "gain": report.decision.gain, "margin": margin, "tolerance": tolerance}
             echo(f"evaluated {name} against {active_name}: {report.decision.reason}")
             if not report.decision.promote:
-                set_evaluation(name, metrics, report.decision.reason, settings)
+                set_evaluation(name, metrics, report.decision.reason, settings=settings)
                 return LoopResult(False, name, report.candidate_metrics, report.active_metrics, report.decision.reason,
                                   active_name, new, timings)
-            set_evaluation(name, metrics, None, settings)
+            set_evaluation(name, metrics, settings=settings)
             promote(name, settings, vllm_url, reason=report.decision.reason)
             echo(f"promoted {name}" + (f" (loaded into {vllm_url})" if vllm_url else ""))
             return LoopResult(True, name, report.candidate_metrics, report.active_metrics, report.decision.reason, name, new, timings)

@@ -5,7 +5,7 @@ which ``helpmate serve-model`` allows with ``VLLM_ALLOW_RUNTIME_LORA_UPDATING``)
 version's own name: names are never reused, because vLLM may serve a stale cached adapter when a
 changed one is loaded under an old name. The previous version stays loaded, so a rollback is
 instant; older ones are unloaded. Only after the server has the adapter does the database mark it
-``active``, and the assistant (``assistant.llm.factory``) answers with the active version from
+``active``, and the assistant (``assistant.llm.versions.active_model``) answers with the active version from
 then on, on the vLLM and on the local backend alike.
 """
 
@@ -16,26 +16,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy import func, select
 
-from assistant.config import Settings, get_settings
+from assistant.config import Settings
 from assistant.database import session_scope
 from assistant.database.models import ModelVersion
-from assistant.modelstore import LLM_NAME
+from assistant.llm.versions import VersionError, load_adapter, served_models, unload_adapter, version_row
 
 KEEP_LOADED = 2  # the active version and the one before it, for rollback
-
-
-class RegistryError(RuntimeError):
-    """A promotion or rollback could not be done; the message says what to fix."""
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def new_version_name(data_hash: str, settings: Settings | None = None) -> str:
+def new_version_name(data_hash: str, settings: Settings) -> str:
     """``helpmate-ft-<n>-<data hash>``: a name no earlier version had, so vLLM never serves a stale adapter."""
     with session_scope(settings) as session:
         number = int(session.scalar(select(func.count(ModelVersion.id))) or 0) + 1
@@ -49,7 +44,7 @@ def new_version_name(data_hash: str, settings: Settings | None = None) -> str:
 
 def record_candidate(name: str, adapter_path: Path, base_model: str, training: dict[str, Any], data_hash: str | None,
                      snapshot_path: Path | None = None, feedback_through_id: int | None = None,
-                     settings: Settings | None = None) -> ModelVersion:
+                     *, settings: Settings) -> ModelVersion:
     """Register a trained adapter as a ``candidate``."""
     with session_scope(settings) as session:
         row = ModelVersion(name=name, base_model=base_model, adapter_path=str(Path(adapter_path).resolve()), status="candidate",
@@ -60,56 +55,13 @@ def record_candidate(name: str, adapter_path: Path, base_model: str, training: d
     return row
 
 
-def set_evaluation(name: str, metrics: dict[str, Any], rejected_because: str | None = None, settings: Settings | None = None) -> None:
+def set_evaluation(name: str, metrics: dict[str, Any], rejected_because: str | None = None, *, settings: Settings) -> None:
     """Store the evaluation; a candidate the gate turned down becomes ``rejected`` with the reason."""
     with session_scope(settings) as session:
-        row = _get(session, name)
+        row = version_row(session, name)
         row.evaluation_metrics = metrics
         if rejected_because is not None:
             row.status, row.reason = "rejected", rejected_because
-
-
-def _get(session, name: str) -> ModelVersion:
-    row = session.scalars(select(ModelVersion).where(ModelVersion.name == name)).first()
-    if row is None:
-        raise RegistryError(f"model version {name!r} does not exist; `helpmate finetune versions` lists them")
-    return row
-
-
-def _client(base_url: str, settings: Settings) -> httpx.Client:
-    return httpx.Client(base_url=base_url.rstrip("/"), headers={"Authorization": f"Bearer {settings.vllm_api_key}"}, timeout=120)
-
-
-def served_models(base_url: str, settings: Settings | None = None) -> list[str]:
-    """The model names the server lists (base model and loaded adapters)."""
-    settings = settings or get_settings()
-    try:
-        with _client(base_url, settings) as client:
-            response = client.get("/models")
-    except httpx.HTTPError as error:
-        raise RegistryError(f"the vLLM server at {base_url} is not reachable ({error}); start it with "
-                            "`helpmate serve-model --background`, or promote with --no-vllm to switch the local backend only") from error
-    return [m["id"] for m in response.json().get("data", [])]
-
-
-def load_adapter(base_url: str, name: str, adapter_path: str, settings: Settings | None = None) -> None:
-    """Load an adapter into the running server under ``name`` (no-op when it is listed already)."""
-    settings = settings or get_settings()
-    if name in served_models(base_url, settings):
-        return
-    with _client(base_url, settings) as client:
-        response = client.post("/load_lora_adapter", json={"lora_name": name, "lora_path": adapter_path})
-    if response.status_code != 200:
-        hint = (" Was the server started by `helpmate serve-model` (it allows run-time LoRA loading)?"
-                if response.status_code in (404, 405) else "")
-        raise RegistryError(f"the vLLM server at {base_url} did not load {name} from {adapter_path}: "
-                            f"HTTP {response.status_code} {response.text[:300]}.{hint}")
-
-
-def unload_adapter(base_url: str, name: str, settings: Settings | None = None) -> None:
-    settings = settings or get_settings()
-    with _client(base_url, settings) as client:
-        client.post("/unload_lora_adapter", json={"lora_name": name})
 
 
 def _keep_loaded(session) -> list[str]:
@@ -122,29 +74,28 @@ def _unload_old(base_url: str, settings: Settings) -> list[str]:
     with session_scope(settings) as session:
         keep = set(_keep_loaded(session))
         ours = set(session.scalars(select(ModelVersion.name)).all())
-    dropped = [name for name in served_models(base_url, settings) if name in ours and name not in keep]
+    dropped = [name for name in served_models(base_url, settings.vllm_api_key) if name in ours and name not in keep]
     for name in dropped:
-        unload_adapter(base_url, name, settings)
+        unload_adapter(base_url, name, settings.vllm_api_key)
     return dropped
 
 
-def promote(name: str, settings: Settings | None = None, vllm_url: str | None = None, reason: str | None = None) -> ModelVersion:
+def promote(name: str, settings: Settings, vllm_url: str | None = None, reason: str | None = None) -> ModelVersion:
     """Make ``name`` the active version: load it into the vLLM server at ``vllm_url`` (when given)
     first, then mark it active and the previous one retired (still loaded, for rollback)."""
-    settings = settings or get_settings()
     with session_scope(settings) as session:
-        row = _get(session, name)
+        row = version_row(session, name)
         if row.status == "active":
-            raise RegistryError(f"{name} is already the active version")
+            raise VersionError(f"{name} is already the active version")
         if not (Path(row.adapter_path) / "adapter_config.json").exists():
-            raise RegistryError(f"the adapter of {name} is missing at {row.adapter_path}; train a new version")
+            raise VersionError(f"the adapter of {name} is missing at {row.adapter_path}; train a new version")
         adapter_path = row.adapter_path
     if vllm_url:
-        load_adapter(vllm_url, name, adapter_path, settings)
+        load_adapter(vllm_url, name, adapter_path, settings.vllm_api_key)
     with session_scope(settings) as session:
         for old in session.scalars(select(ModelVersion).where(ModelVersion.status == "active")).all():
             old.status, old.retired_at = "retired", _now()
-        row = _get(session, name)
+        row = version_row(session, name)
         row.status, row.promoted_at, row.retired_at = "active", _now(), None
         if reason:
             row.reason = reason
@@ -153,37 +104,28 @@ def promote(name: str, settings: Settings | None = None, vllm_url: str | None = 
     return row
 
 
-def rollback(settings: Settings | None = None, vllm_url: str | None = None) -> ModelVersion | None:
+def rollback(settings: Settings, vllm_url: str | None = None) -> ModelVersion | None:
     """Withdraw the active version (it becomes ``rejected``) and return to the one promoted before
     it, or to the base model when there is none; returns the version now active (None: base)."""
-    settings = settings or get_settings()
     with session_scope(settings) as session:
         current = session.scalars(select(ModelVersion).where(ModelVersion.status == "active")).first()
         if current is None:
-            raise RegistryError("no fine-tuned version is active; the assistant already answers with the base model")
+            raise VersionError("no fine-tuned version is active; the assistant already answers with the base model")
         previous = session.scalars(select(ModelVersion).where(ModelVersion.status == "retired", ModelVersion.promoted_at.is_not(None))
                                    .order_by(ModelVersion.promoted_at.desc(), ModelVersion.id.desc()).limit(1)).first()
         previous_name = previous.name if previous else None
         previous_path = previous.adapter_path if previous else None
     if vllm_url and previous_name:
-        load_adapter(vllm_url, previous_name, previous_path, settings)  # normally still loaded
+        load_adapter(vllm_url, previous_name, previous_path, settings.vllm_api_key)  # normally still loaded
     with session_scope(settings) as session:
-        current = _get(session, current.name)
+        current = version_row(session, current.name)
         current.status, current.retired_at = "rejected", _now()
         current.reason = f"rolled back at {_now().isoformat(timespec='seconds')}" + (f"; previous reason: {current.reason}" if current.reason else "")
         restored = None
         if previous_name:
-            restored = _get(session, previous_name)
+            restored = version_row(session, previous_name)
             restored.status, restored.retired_at, restored.promoted_at = "active", None, _now()
     return restored
-
-
-def active_model_name(settings: Settings | None = None) -> str:
-    """The name the assistant answers with: the active version, or the base model."""
-    from assistant.model_versions import active_version
-
-    active = active_version(settings)
-    return active.name if active else LLM_NAME
 
 
 def data_hash_of(*parts: str) -> str:

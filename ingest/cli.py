@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from assistant.cli.errors import user_errors
+from assistant.config import get_settings
 from ingest.locking import IngestionLockedError
 
 
@@ -32,12 +34,9 @@ def ingest(
     from assistant.ray_cluster import RayUnavailableError
     from ingest.pipeline import ingest_paths
 
-    try:
-        summary = ingest_paths(paths, kb, include=include, exclude=exclude, prune=prune, strict=strict, show_progress=progress,
+    with user_errors(FileNotFoundError, IngestionLockedError, ValueError, RayUnavailableError):
+        summary = ingest_paths(paths, kb, get_settings(), include=include, exclude=exclude, prune=prune, strict=strict, show_progress=progress,
                                engine=engine, address=address)
-    except (FileNotFoundError, IngestionLockedError, ValueError, RayUnavailableError) as error:
-        typer.secho(f"error: {error}", err=True, fg="red")
-        raise typer.Exit(1)
     result = summary.as_dict()
     if as_json:
         typer.echo(json.dumps(result))

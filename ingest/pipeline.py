@@ -20,12 +20,12 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
-from assistant.config import Settings, get_settings
+from assistant.config import Settings
 from assistant.database import session_scope
 from assistant.database.models import Chunk, Document, IngestionRun, KnowledgeBase, utcnow
 from assistant.embeddings import Embedder, get_embedder
-from assistant.lexical_index import build_for_knowledge_base
-from assistant.vector_index import (
+from assistant.retrieval.bm25_index import build_for_knowledge_base
+from assistant.retrieval.vector_index import (
     DENSE_FILE,
     VectorIndex,
     generation_dir,
@@ -129,10 +129,10 @@ class Ingestor:
     default, or a Ray cluster); every decision and every write stays here, so the engines agree.
     """
 
-    def __init__(self, kb: str, settings: Settings | None = None, embedder: Embedder | None = None,
+    def __init__(self, kb: str, settings: Settings, embedder: Embedder | None = None,
                  show_progress: bool | None = None, engine: IngestEngine | None = None):
         self.kb_name = kb
-        self.settings = settings or get_settings()
+        self.settings = settings
         self.embedder = embedder or get_embedder(self.settings)
         self.chunker = tokenizer_chunker(self.embedder.tokenizer, self.settings.chunk_tokens, self.settings.chunk_overlap)
         # None lets tqdm decide: bars on a terminal, none in cron logs.
@@ -361,7 +361,7 @@ class Ingestor:
             run.errors = summary.failed
 
 
-def ingest_paths(paths: Sequence[Path], kb: str, settings: Settings | None = None, engine: str = "local",
+def ingest_paths(paths: Sequence[Path], kb: str, settings: Settings, engine: str = "local",
                  address: str | None = None, **options) -> IngestSummary:
     """Ingest files or folders into knowledge base ``kb``; see ``Ingestor.run`` for the options.
 
@@ -369,7 +369,6 @@ def ingest_paths(paths: Sequence[Path], kb: str, settings: Settings | None = Non
     local Ray instance when it is empty).
     """
     show_progress = options.pop("show_progress", None)
-    settings = settings or get_settings()
     embedder = get_embedder(settings)
     disable_bars = None if show_progress is None else not show_progress
     chunker = tokenizer_chunker(embedder.tokenizer, settings.chunk_tokens, settings.chunk_overlap)

@@ -14,6 +14,19 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+
+
+def _checkout_settings():
+    """The settings a `helpmate` command in this checkout resolves (helpmate.env, HELPMATE_*), read once,
+    before any test points HELPMATE_DATA_DIR at a temporary folder."""
+    from assistant.config import Settings
+
+    return Settings()
+
+
+CHECKOUT_SETTINGS = _checkout_settings()
+# Each test gets its own data directory, but all share the models `make` prepared for this checkout.
+os.environ.setdefault("HELPMATE_MODELS_DIR", str(CHECKOUT_SETTINGS.models_dir))
 POSTGRES_URL = os.environ.get("HELPMATE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 _postgres_state: dict[str, str | None] = {}
@@ -121,13 +134,11 @@ def _free_loopback_port() -> int:
 @pytest.fixture(scope="session")
 def vllm_server():
     """One real vLLM server for the whole test run, started as `helpmate serve-model --background`
-    does; yields its base URL. The first run installs vLLM into <data_dir>/vllm-venv (minutes)."""
-    from assistant.config import Settings
-    from assistant.serving import ServeOptions, start_server, stop_server
+    does; yields its base URL. The first run in a checkout installs vLLM into the checkout's
+    <data_dir>/vllm-venv (minutes); later runs reuse it."""
+    from assistant.llm.vllm_server import ServeOptions, start_server, stop_server
 
-    data_dir = Path(os.environ.get("HELPMATE_DATA_DIR", REPO / "data"))
-    models_dir = Path(os.environ.get("HELPMATE_MODELS_DIR", data_dir / "models"))
-    settings = Settings(data_dir=data_dir, models_dir=models_dir, vllm_api_key="EMPTY")
+    settings = CHECKOUT_SETTINGS.model_copy(update={"vllm_api_key": "EMPTY"})
     server = start_server(settings, ServeOptions(port=_free_loopback_port()), background=True)
     yield server.base_url
     stop_server(settings, server)

@@ -20,7 +20,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import select
 
-from assistant.config import Settings, get_settings
+from assistant.config import Settings
 from assistant.database import session_scope
 from assistant.database.models import User
 
@@ -73,11 +73,11 @@ def _check_name(name: str) -> str:
     return name
 
 
-def add_user(name: str, password: str, role: str, settings: Settings | None = None, replace: bool = False) -> Account:
+def add_user(name: str, password: str, role: str, settings: Settings, replace: bool = False) -> Account:
     """Create a user, or with ``replace`` set the password and role of an existing one."""
     name, role = _check_name(name), _check_role(role)
     password_hash = hash_password(password)
-    with session_scope(settings or get_settings()) as session:
+    with session_scope(settings) as session:
         user = session.scalar(select(User).where(User.name == name))
         if user is not None and not replace:
             raise UserError(f"user {name!r} already exists; use --replace to set a new password and role")
@@ -88,27 +88,27 @@ def add_user(name: str, password: str, role: str, settings: Settings | None = No
     return Account(name, role)
 
 
-def set_active(name: str, active: bool, settings: Settings | None = None) -> None:
+def set_active(name: str, active: bool, settings: Settings) -> None:
     """Lock an account out (or let it back in) without deleting it."""
-    with session_scope(settings or get_settings()) as session:
+    with session_scope(settings) as session:
         user = session.scalar(select(User).where(User.name == _check_name(name)))
         if user is None:
             raise UserError(f"there is no user {name!r}; `helpmate users list` shows them")
         user.active = active
 
 
-def list_users(settings: Settings | None = None) -> list[dict]:
+def list_users(settings: Settings) -> list[dict]:
     """Every user's name, role, whether active and when last logged in (no hashes)."""
-    with session_scope(settings or get_settings()) as session:
+    with session_scope(settings) as session:
         return [{"name": u.name, "role": u.role, "active": u.active, "created_at": u.created_at,
                  "last_login_at": u.last_login_at}
                 for u in session.scalars(select(User).order_by(User.name))]
 
 
-def authenticate(name: str, password: str, settings: Settings | None = None) -> Account | None:
+def authenticate(name: str, password: str, settings: Settings) -> Account | None:
     """The account when ``name`` and ``password`` match an active user, else None (no reason given,
     so a login form does not tell which of the two was wrong)."""
-    with session_scope(settings or get_settings()) as session:
+    with session_scope(settings) as session:
         user = session.scalar(select(User).where(User.name == name.strip()))
         stored = user.password_hash if user is not None and user.active else _DUMMY_HASH
         try:

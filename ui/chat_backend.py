@@ -50,7 +50,7 @@ def _citation_dict(citation: Any) -> dict[str, Any]:
 
 def start_chat(settings: Settings, kb: str) -> int:
     """A new chat conversation's id."""
-    from assistant.conversations import start_conversation
+    from assistant.conversations.store import start_conversation
 
     with session_scope(settings) as session:
         return start_conversation(session, CHANNEL, kb=kb).id
@@ -81,7 +81,7 @@ class ChatBackend:
         ``Token`` events, then one ``Reply``. Raises ModelUnavailableError when the model cannot
         be reached; the customer's message is stored all the same, so the operators see it."""
         from assistant.agent import AgentFinal
-        from assistant.answering import TokenEvent
+        from assistant.answering.assistant import TokenEvent
 
         started = time.perf_counter()
         first_token_ms = None
@@ -103,7 +103,7 @@ class ChatBackend:
 
 def request_person(settings: Settings, conversation_id: int, reason: str = HANDOVER_REASON) -> tuple[int, bool]:
     """Open (or reuse) the conversation's ticket for a person; returns (ticket id, newly created)."""
-    from assistant.tickets import create_ticket
+    from assistant.conversations.tickets import create_ticket
 
     with session_scope(settings) as session:
         ticket, created = create_ticket(session, conversation_id, reason, priority="normal")
@@ -114,11 +114,11 @@ def give_feedback(settings: Settings, message_id: int, rating: str, corrected_an
                   comment: str | None = None) -> int:
     """Store a customer's thumbs (``up``/``down``) or better answer for an assistant message through
     the feedback store (which copies the question, passages and model version); returns its id."""
-    from assistant.feedback import add_feedback
+    from assistant.conversations.feedback import add_feedback
 
     with session_scope(settings) as session:
         feedback = add_feedback(rating, message_id=message_id, corrected_answer=corrected_answer, comment=comment,
-                                given_by="customer", source="ui", session=session)
+                                given_by="customer", source="ui", settings=settings, session=session)
         return feedback.id
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from assistant.chat_cli import ask, chat
-from assistant.cli import models_app
-from assistant.feedback_cli import feedback_app
-from assistant.sentiment_cli import import_conversations, sentiment_app
-from assistant.serving_cli import serve_model
+from assistant.cli.chat import ask, chat
+from assistant.cli.conversations import import_conversations
+from assistant.cli.feedback import feedback_app
+from assistant.cli.models import models_app
+from assistant.cli.sentiment import sentiment_app
+from assistant.cli.serve import serve_model
 from finetune.cli import finetune_app
 from ingest.cli import ingest
 from ui.eval_cli import eval_app

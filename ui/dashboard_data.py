@@ -1,6 +1,6 @@
 """The operator dashboard's numbers, as pandas tables, without Streamlit (tested directly).
 
-Sentiment comes from ``assistant.analytics`` (aggregated in the database); the rest (feedback by
+Sentiment comes from ``assistant.analytics.aggregates`` (aggregated in the database); the rest (feedback by
 model version, unanswered questions, tickets, a conversation's drill-down) is read here. Every
 function takes one session and a half-open UTC period ``start <= t < end``; ``kb`` None means
 every knowledge base.
@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from assistant.analytics import customer_message_span, sentiment_summary, worst_conversations
+from assistant.analytics.aggregates import customer_message_span, sentiment_summary, worst_conversations
 from assistant.database.models import Alert, Conversation, Feedback, Message, Ticket
 
 SENTIMENTS: tuple[str, ...] = ("negative", "neutral", "positive")

@@ -8,9 +8,11 @@ from typing import Annotated, Literal
 
 import typer
 
-from assistant.sentiment_cli import eval_sentiment
+from assistant.cli.errors import fail, user_errors
+from assistant.cli.sentiment import eval_sentiment
+from assistant.config import get_settings
 
-# assistant.retrieval.Mode, spelled out so that `helpmate --help` does not import FAISS and BM25.
+# assistant.retrieval.retriever.Mode, spelled out so that `helpmate --help` does not import FAISS and BM25.
 Mode = Literal["dense", "bm25", "hybrid"]
 
 eval_app = typer.Typer(help="Measure Helpmate's quality on public benchmarks.", no_args_is_help=True)
@@ -30,24 +32,21 @@ def retrieval(
 
     The corpus is ingested into its own knowledge base first. Ingestion is incremental: only the first run embeds the corpus.
     """
-    from assistant.retrieval import Retriever
-    from assistant.retrieval_eval import evaluate_beir
+    from assistant.retrieval.retriever import Retriever
+    from assistant.retrieval.evaluation import evaluate_beir
     from ingest.locking import IngestionLockedError
     from ingest.pipeline import ingest_paths
 
     corpus = beir / "corpus.jsonl"
     kb = kb or f"beir-{beir.resolve().name}"
     if not corpus.is_file():
-        typer.secho(f"error: {corpus} does not exist; --beir must be a BEIR folder with corpus.jsonl", err=True, fg="red")
-        raise typer.Exit(1)
-    try:
-        summary = ingest_paths([corpus], kb, show_progress=progress)
+        fail(f"{corpus} does not exist; --beir must be a BEIR folder with corpus.jsonl")
+    settings = get_settings()
+    with user_errors(FileNotFoundError, IngestionLockedError, ValueError):
+        summary = ingest_paths([corpus], kb, settings, show_progress=progress)
         if summary.failed:
             raise ValueError(f"could not ingest {corpus}: {summary.failed[0]['error']}")
-        scores = evaluate_beir(Retriever(), kb, beir, split, mode)
-    except (FileNotFoundError, IngestionLockedError, ValueError) as error:
-        typer.secho(f"error: {error}", err=True, fg="red")
-        raise typer.Exit(1)
+        scores = evaluate_beir(Retriever(settings), kb, beir, split, mode)
     result = {**scores.as_dict(), "kb": kb, "split": split, "documents_ingested": summary.added + summary.updated,
               "ingest_seconds": round(summary.seconds, 3)}
     if as_json:

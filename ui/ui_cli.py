@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from assistant.cli.errors import fail
+
 APP = Path(__file__).resolve().parent / "app.py"
 
 
@@ -25,8 +27,7 @@ def ui(
 ) -> None:
     """Open the web app: customer chat, operator dashboard and admin page (Ctrl-C stops it)."""
     if not 1 <= port <= 65535:
-        typer.secho(f"error: port {port} is not between 1 and 65535", err=True, fg="red")
-        raise typer.Exit(1)
+        fail(f"port {port} is not between 1 and 65535")
     env = dict(os.environ)
     if kb:
         env["HELPMATE_UI_KB"] = kb

@@ -12,12 +12,10 @@ from typing import Annotated
 
 import typer
 
+from assistant.cli.errors import fail
+from assistant.config import get_settings
+
 users_app = typer.Typer(help="Operators and admins who log in to the dashboard and admin pages.", no_args_is_help=True)
-
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", err=True, fg="red")
-    raise typer.Exit(1)
 
 
 @users_app.command("add")
@@ -32,7 +30,7 @@ def add(
     from ui.auth import UserError, add_user, generate_password
 
     if password_stdin and generate:
-        _fail("choose one of --password-stdin and --generate")
+        fail("choose one of --password-stdin and --generate")
     if generate:
         password = generate_password()
     elif password_stdin:
@@ -40,9 +38,9 @@ def add(
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
-        account = add_user(name, password, role, replace=replace)
+        account = add_user(name, password, role, get_settings(), replace=replace)
     except UserError as error:
-        _fail(str(error))
+        fail(str(error))
     typer.echo(f"user {account.name} ({account.role}) saved")
     if generate:
         typer.echo(f"password: {password}")
@@ -53,7 +51,7 @@ def list_() -> None:
     """Show every user, role, and last login."""
     from ui.auth import list_users
 
-    users = list_users()
+    users = list_users(get_settings())
     if not users:
         typer.echo("no users yet; add one with `helpmate users add NAME --role admin`")
     for user in users:
@@ -68,9 +66,9 @@ def disable(name: Annotated[str, typer.Argument(help="Login name.")]) -> None:
     from ui.auth import UserError, set_active
 
     try:
-        set_active(name, False)
+        set_active(name, False, get_settings())
     except UserError as error:
-        _fail(str(error))
+        fail(str(error))
     typer.echo(f"user {name} disabled")
 
 
@@ -80,7 +78,7 @@ def enable(name: Annotated[str, typer.Argument(help="Login name.")]) -> None:
     from ui.auth import UserError, set_active
 
     try:
-        set_active(name, True)
+        set_active(name, True, get_settings())
     except UserError as error:
-        _fail(str(error))
+        fail(str(error))
     typer.echo(f"user {name} enabled")

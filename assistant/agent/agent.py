@@ -11,7 +11,7 @@ backend is vLLM, to a LangGraph loop in which the served model calls the tools i
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
@@ -19,11 +19,11 @@ from sqlalchemy import select
 
 from assistant.agent import escalation
 from assistant.agent.router import Route, Router
-from assistant.agent.tools import ToolContext, build_tools
-from assistant.agent.trace import Trace
-from assistant.answering import Answer, Assistant, Citation, FinalEvent, TokenEvent
+from assistant.agent.tools import OPERATOR_TOOLS, ToolContext, build_tools
+from assistant.agent.turn import Turn
+from assistant.answering.assistant import Answer, Assistant, Citation, FinalEvent, TokenEvent
 from assistant.config import Settings, get_settings
-from assistant.conversations import add_message, start_conversation
+from assistant.conversations.store import add_message, start_conversation
 from assistant.database import session_scope
 from assistant.database.models import Conversation, Message
 
@@ -57,18 +57,6 @@ class AgentFinal:
 
     reply: AgentReply
     replaced: bool = False  # the reply's text is not what was streamed as tokens
-
-
-@dataclass
-class _Turn:
-    conversation_id: int
-    kb: str
-    history: list[tuple[str, str]]
-    customer_message_id: int
-    sentiment: tuple[str | None, float | None]
-    started: float
-    trace: Trace = field(default_factory=Trace)
-    ticket: dict[str, Any] | None = None  # opened by the model's own create_ticket call
 
 
 class SupportAgent:
@@ -136,7 +124,7 @@ class SupportAgent:
 
     # --- steps --------------------------------------------------------------------------------
 
-    def _receive(self, conversation_id: int, text: str) -> _Turn:
+    def _receive(self, conversation_id: int, text: str) -> Turn:
         started = time.perf_counter()
         with session_scope(self.settings) as session:
             conversation = session.get(Conversation, conversation_id)
@@ -147,10 +135,10 @@ class SupportAgent:
             history = [("user" if m.role == "customer" else "assistant", m.text) for m in earlier]
             message = add_message(session, conversation, "customer", text, settings=self.settings,
                                   created_at=self.now() if self.now else None)
-            return _Turn(conversation_id, conversation.kb or "default", history, message.id,
+            return Turn(conversation_id, conversation.kb or "default", history, message.id,
                          (message.sentiment_label, message.sentiment_score), started)
 
-    def _open_ticket(self, turn: _Turn, reason: str, priority: str, by: str) -> tuple[dict[str, Any] | None, str]:
+    def _open_ticket(self, turn: Turn, reason: str, priority: str, by: str) -> tuple[dict[str, Any] | None, str]:
         result, error = turn.trace.call(self.tools["create_ticket"], {"conversation_id": turn.conversation_id,
                                                                      "reason": reason, "priority": priority}, by)  # type: ignore[arg-type]
         if error:
@@ -158,7 +146,7 @@ class SupportAgent:
         template = escalation.HANDOVER_TEXT if result["created"] else ALREADY_WITH_TEAM_TEXT
         return result, template.format(ticket=result["id"])
 
-    def _report(self, turn: _Turn, route: Route, text: str) -> tuple[str, str]:
+    def _report(self, turn: Turn, route: Route, text: str) -> tuple[str, str]:
         if route.intent == "conversation":
             result, error = turn.trace.call(self.tools["get_conversation"], route.arguments, "router")
             if error:
@@ -167,7 +155,7 @@ class SupportAgent:
             lines += [f"- {m['role']}" + (f" [{m['sentiment']} {m['score']:+.2f}]" if m["sentiment"] else "") + f": {m['text']}"
                       for m in result["messages"]]
             return "\n".join(lines), "conversation"
-        from assistant.sentiment_questions import plan_report
+        from assistant.analytics.questions import plan_report
 
         now = self.now() if self.now else datetime.now(timezone.utc)
         with session_scope(self.settings) as session:
@@ -179,15 +167,17 @@ class SupportAgent:
             return TOOL_FAILED_TEXT.format(error=error), "error"
         return result["summary"], "report"
 
-    def _answer(self, turn: _Turn, text: str) -> Iterator[TokenEvent | FinalEvent]:
+    def _answer(self, turn: Turn, text: str) -> Iterator[TokenEvent | FinalEvent]:
         if self.settings.agent_model_tools != "off" and self.settings.llm_backend == "vllm":
             from assistant.agent.model_loop import answer_with_tools
 
-            yield FinalEvent(*answer_with_tools(self, turn, text))
+            customer_tools = {name: tool for name, tool in self.tools.items() if name not in OPERATOR_TOOLS}
+            yield FinalEvent(*answer_with_tools(self.settings, self.assistant.model, self.assistant.grounder,
+                                                customer_tools, turn, text))
             return
         yield from self.assistant.stream(text, turn.kb, turn.history)
 
-    def _escalate_if_needed(self, turn: _Turn, kind: str, text: str) -> tuple[dict[str, Any] | None, str]:
+    def _escalate_if_needed(self, turn: Turn, kind: str, text: str) -> tuple[dict[str, Any] | None, str]:
         with session_scope(self.settings) as session:
             messages = session.scalars(select(Message).where(Message.conversation_id == turn.conversation_id)
                                        .order_by(Message.created_at, Message.id)).all()
@@ -199,7 +189,7 @@ class SupportAgent:
             return ticket, text  # the customer was told when that ticket was opened
         return ticket, f"{text}\n\n{note}"
 
-    def _store(self, turn: _Turn, text: str, kind: str, answer: Answer | None, ticket: dict[str, Any] | None) -> AgentReply:
+    def _store(self, turn: Turn, text: str, kind: str, answer: Answer | None, ticket: dict[str, Any] | None) -> AgentReply:
         latency_ms = (time.perf_counter() - turn.started) * 1000
         trace = turn.trace.as_dict()
         if answer is not None:

@@ -12,20 +12,20 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.tools import BaseTool
 from langgraph.graph import END, START, MessagesState, StateGraph
 
-from assistant.answering import REFUSAL_TEXT, Answer, Citation
-from assistant.grounding import cited_numbers
+from assistant.agent.turn import Turn
+from assistant.answering.assistant import REFUSAL_TEXT, Answer, Citation
+from assistant.answering.grounding import Grounder, cited_numbers
+from assistant.config import Settings
+from assistant.llm.base import ChatModel
 from assistant.llm.langchain_model import LangChainChatModel
-from assistant.retrieval_types import Hit
+from assistant.retrieval.types import Hit
 
-if TYPE_CHECKING:
-    from assistant.agent.agent import SupportAgent, _Turn
-
-OPERATOR_TOOLS = frozenset({"sentiment_report", "get_conversation"})
 SYSTEM_PROMPT = (
     "You are the customer-service assistant of an online shop. Use the tools: search the knowledge base "
     "for the customer's question before answering, then answer in one or two short sentences using only the "
@@ -34,13 +34,13 @@ SYSTEM_PROMPT = (
 )
 
 
-def answer_with_tools(agent: SupportAgent, turn: _Turn, question: str) -> tuple[Answer, bool]:
-    """The checked answer and whether it replaces what the model wrote (always True: nothing was streamed)."""
-    settings = agent.settings
-    model = LangChainChatModel(chat_model=agent.assistant.model, max_tokens=200, temperature=0.0)
-    # A customer's conversation gets the customer-facing tools only: reports on other customers and
-    # other conversations stay with operators (the router answers their questions).
-    tools = {name: tool for name, tool in agent.tools.items() if name not in OPERATOR_TOOLS}
+def answer_with_tools(settings: Settings, chat_model: ChatModel, grounder: Grounder, tools: dict[str, BaseTool],
+                      turn: Turn, question: str) -> tuple[Answer, bool]:
+    """The checked answer and whether it replaces what the model wrote (always True: nothing was streamed).
+
+    ``tools`` are the ones the model may call in this conversation; ``grounder`` checks its final answer.
+    """
+    model = LangChainChatModel(chat_model=chat_model, max_tokens=200, temperature=0.0)
     hits: list[Hit] = []
     max_steps = max(1, settings.agent_max_steps)
 
@@ -90,12 +90,11 @@ def answer_with_tools(agent: SupportAgent, turn: _Turn, question: str) -> tuple[
         config={"recursion_limit": 2 * max_steps + 2},
     )["messages"][-1]
     generated = final.text.strip()
-    return _checked(agent, question, generated, hits, started), True
+    return _checked(chat_model.name, grounder, question, generated, hits, started), True
 
 
-def _checked(agent: SupportAgent, question: str, generated: str, hits: list[Hit], started: float) -> Answer:
+def _checked(name: str, grounder: Grounder, question: str, generated: str, hits: list[Hit], started: float) -> Answer:
     """The model's final answer if the passages it found support it, else an extractive one, else a refusal."""
-    name = agent.assistant.model.name
     relevance = max((h.score for h in hits), default=0.0)
 
     def answer(text: str, kind: str, supported: bool | None, reason: str = "") -> Answer:
@@ -105,10 +104,10 @@ def _checked(agent: SupportAgent, question: str, generated: str, hits: list[Hit]
 
     if not hits:
         return answer(REFUSAL_TEXT, "refusal", None, "the model searched nothing")
-    report = agent.assistant.grounder.check(generated, hits, question)
+    report = grounder.check(generated, hits, question)
     if report.supported:
         return answer(report.text, "generated", True)
-    text, _ = agent.assistant.grounder.extractive_answer(question, hits)
+    text, _ = grounder.extractive_answer(question, hits)
     if not text:
         return answer(REFUSAL_TEXT, "refusal", None, "the passages hold no sentence to answer from")
     return answer(text, "extractive", False, report.reason)

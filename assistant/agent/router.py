@@ -2,7 +2,7 @@
 
 Small models call tools badly, so the common cases are routed by rules and embeddings: a request
 for a person (rules for the usual words, and similarity to example requests for the rest), an
-operator's sentiment question (``assistant.sentiment_questions``), a request to show a
+operator's sentiment question (``assistant.analytics.questions``), a request to show a
 conversation by number. Everything else is a question for the knowledge base.
 """
 
@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from assistant.embeddings import Embedder
-from assistant.sentiment_questions import is_sentiment_question
+from assistant.analytics.questions import is_sentiment_question
 
 Intent = Literal["human", "report", "conversation", "question"]
 

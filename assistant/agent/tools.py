@@ -24,13 +24,16 @@ from langchain_core.tools import BaseTool, StructuredTool
 from assistant.config import Settings
 from assistant.database import session_scope
 from assistant.database.models import Conversation
-from assistant.retrieval import Retriever
-from assistant.sentiment_questions import ReportRequest, parse_period, run_report
-from assistant.tickets import create_ticket as open_ticket_row
-from assistant.tickets import ticket_dict, transcript
+from assistant.retrieval.retriever import Retriever
+from assistant.analytics.questions import ReportRequest, parse_period, run_report
+from assistant.conversations.tickets import create_ticket as open_ticket_row
+from assistant.conversations.tickets import ticket_dict, transcript
 
 GroupBy = Literal["hour", "day", "week", "channel", "kb", "topic", "conversation"]
 Priority = Literal["low", "normal", "high", "urgent"]
+# Reports on other customers and other conversations: operators' tools, never offered to the model in a
+# customer's conversation (the router answers operators' questions).
+OPERATOR_TOOLS = frozenset({"sentiment_report", "get_conversation"})
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Iterator
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from assistant.config import Settings, get_settings
+from assistant.config import Settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -63,9 +63,8 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-def get_engine(settings: Settings | None = None) -> Engine:
+def get_engine(settings: Settings) -> Engine:
     """The process-wide, migrated engine for the configured database."""
-    settings = settings or get_settings()
     url = settings.database
     with _lock:
         if url not in _engines:
@@ -84,7 +83,7 @@ def dispose_engines() -> None:
 
 
 @contextmanager
-def session_scope(settings: Settings | None = None) -> Iterator[Session]:
+def session_scope(settings: Settings) -> Iterator[Session]:
     """A session committed on success and rolled back on any error."""
     session = sessionmaker(get_engine(settings), expire_on_commit=False)()
     try:

@@ -1,1 +1,2 @@
-"""Language-model backends behind one small interface (see ``base``)."""
+"""Language models behind one small interface (``base``): the local and vLLM backends, the vLLM server
+Helpmate starts (``vllm_server``), and which model version is active (``versions``)."""

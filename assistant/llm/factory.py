@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 import os
-from pathlib import Path
 from urllib.parse import urlparse
 
-from assistant.config import Settings, get_settings
+from assistant.config import Settings
 from assistant.llm.base import ChatModel
 
-log = logging.getLogger(__name__)
 
-
-def get_chat_model(settings: Settings | None = None) -> ChatModel:
+def get_chat_model(settings: Settings) -> ChatModel:
     """``HELPMATE_LLM_BACKEND=vllm``: the served model over HTTP (``HELPMATE_VLLM_*``). ``local`` (the
     default): the packaged model in this process, loaded on first use.
 
@@ -21,30 +17,24 @@ def get_chat_model(settings: Settings | None = None) -> ChatModel:
     model version in the database), and with the base model when none is active. An explicit
     ``HELPMATE_VLLM_MODEL`` overrides that choice for the vLLM backend.
     """
-    from assistant.model_versions import active_version, ensure_served
+    from assistant.llm.versions import active_model, ensure_served
 
-    settings = settings or get_settings()
     if settings.llm_backend == "vllm":
         from assistant.llm.vllm import VLLMChatModel
 
         if settings.vllm_model:
             return VLLMChatModel.from_settings(settings)
-        active = active_version(settings)
-        if active is None:
+        active = active_model(settings)
+        if active.adapter_path is None:
             return VLLMChatModel.from_settings(settings)
-        ensure_served(settings.vllm_base_url, active.name, active.adapter_path, settings.vllm_api_key)
+        ensure_served(settings.vllm_base_url, active.name, str(active.adapter_path), settings.vllm_api_key)
         return VLLMChatModel.from_settings(settings.model_copy(update={"vllm_model": active.name}))
     from assistant.llm.local import LocalChatModel
 
-    active = active_version(settings)
-    if active is not None:
-        if (Path(active.adapter_path) / "adapter_config.json").exists():
-            model = LocalChatModel(settings, adapter_path=Path(active.adapter_path))
-            model.name = active.name
-            return model
-        log.warning("the active model version %s has no adapter at %s; answering with the base model "
-                    "(`helpmate finetune rollback` makes the registry agree)", active.name, active.adapter_path)
-    return LocalChatModel(settings)
+    active = active_model(settings)
+    model = LocalChatModel(settings, adapter_path=active.adapter_path)
+    model.name = active.name
+    return model
 
 
 def answering_threads(settings: Settings) -> int:
@@ -61,7 +51,7 @@ def answering_threads(settings: Settings) -> int:
     if settings.llm_backend == "vllm" and settings.device == "cpu":
         host = urlparse(settings.vllm_base_url).hostname or ""
         if host in ("localhost", "::1") or host.startswith("127."):
-            from assistant.serving import gpu_available
+            from assistant.llm.vllm_server import gpu_available
 
             if not gpu_available():
                 return 1

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from assistant.config import Settings, get_settings
+from assistant.config import Settings
 from assistant.llm.base import GenerationOptions, Message, ModelUnavailableError
 from assistant.modelstore import LLM_NAME, ModelMissingError, require_llm
 
@@ -99,8 +99,8 @@ def _cut_at_stop(text: str, stops: Sequence[str]) -> str:
 class LocalChatModel:
     """A ``ChatModel`` running in this process; optionally with a LoRA adapter folder merged in."""
 
-    def __init__(self, settings: Settings | None = None, adapter_path: Path | None = None):
-        self.settings = settings or get_settings()
+    def __init__(self, settings: Settings, adapter_path: Path | None = None):
+        self.settings = settings
         self.adapter_path = Path(adapter_path) if adapter_path is not None else None
         if self.adapter_path is not None and not (self.adapter_path / "adapter_config.json").exists():
             raise ModelUnavailableError(

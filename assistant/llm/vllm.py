@@ -15,7 +15,7 @@ from typing import Any, Iterator, Sequence
 
 import httpx
 
-from assistant.config import Settings, get_settings
+from assistant.config import Settings
 from assistant.llm.base import GenerationOptions, ModelUnavailableError
 from assistant.modelstore import LLM_NAME
 
@@ -47,10 +47,9 @@ class VLLMChatModel:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> VLLMChatModel:
+    def from_settings(cls, settings: Settings) -> VLLMChatModel:
         """The server and model named by ``HELPMATE_VLLM_*``; an empty model name means the base model
         that ``helpmate serve-model`` serves."""
-        settings = settings or get_settings()
         return cls(
             base_url=settings.vllm_base_url,
             model=settings.vllm_model or LLM_NAME,

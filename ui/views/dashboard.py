@@ -14,7 +14,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from assistant.analytics import known_values
+from assistant.analytics.aggregates import known_values
 from assistant.database import session_scope
 from ui import dashboard_data as data
 from ui.common import require_role, settings
@@ -84,7 +84,7 @@ def _drilldown(session, conversation_id: int) -> None:
 
 
 def _tickets(session, kb: str | None, account_name: str) -> None:
-    from assistant.tickets import STATUSES, set_ticket_status
+    from assistant.conversations.tickets import STATUSES, set_ticket_status
 
     if "dash_flash" in st.session_state:
         st.success(st.session_state.pop("dash_flash"))

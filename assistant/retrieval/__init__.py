@@ -1,0 +1,1 @@
+"""Search a knowledge base: FAISS and BM25 indexes, hybrid ranking, BEIR evaluation, a LangChain retriever."""

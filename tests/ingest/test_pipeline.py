@@ -1,0 +1,201 @@
+"""Batch ingestion on real files with the real embedding model, FAISS and database."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from assistant.database import session_scope
+from assistant.database.models import Chunk, Document, IngestionRun, KnowledgeBase
+from assistant.retrieval.vector_index import read_dense
+from ingest import pipeline
+from ingest.locking import IngestionLockedError, kb_lock
+from ingest.pipeline import Ingestor
+from tests.conftest import SHARED
+from tests.helpers import make_helpcenter
+
+
+def _state(settings, kb_name="help"):
+    with session_scope(settings) as session:
+        kb = session.scalar(select(KnowledgeBase).where(KnowledgeBase.name == kb_name))
+        chunk_ids = set(session.scalars(select(Chunk.id).where(Chunk.kb_id == kb.id)))
+        docs = {d.source: d for d in session.scalars(select(Document).where(Document.kb_id == kb.id))}
+        return kb, chunk_ids, docs
+
+
+def _search(settings, embedder, query, kb_name="help"):
+    kb, _, _ = _state(settings, kb_name)
+    index = read_dense(settings, kb_name, kb.index_generation, embedder.dim)
+    _, ids = index.search(embedder.encode([query]), 3)
+    with session_scope(settings) as session:
+        return [session.get(Chunk, int(i)) for i in ids[0] if i >= 0]
+
+
+def test_ingests_every_format_and_reports_the_corrupt_pdf(db_settings, embedder, tmp_path):
+    folder = make_helpcenter(tmp_path / "kb")
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog >> garbage")
+    summary = Ingestor("help", db_settings, embedder, show_progress=False).run([folder])
+
+    assert summary.exit_code == 2
+    assert [f["path"].rsplit("/", 1)[-1] for f in summary.failed] == ["broken.pdf"]
+    assert summary.added == 6
+    kb, chunk_ids, docs = _state(db_settings)
+    index = read_dense(db_settings, "help", kb.index_generation, embedder.dim)
+    assert index.size == len(chunk_ids) == summary.chunks_added
+    assert docs[str(folder / "broken.pdf")].status == "failed"
+    assert "PDF" in docs[str(folder / "broken.pdf")].error
+
+    hits = _search(db_settings, embedder, "How much is express delivery?")
+    assert "14.90 EUR" in hits[0].text
+    assert "secret-script-text" not in hits[0].text and "footer-text" not in hits[0].text
+    hits = _search(db_settings, embedder, "How many extra years of warranty do tents get?")
+    assert hits[0].page == 2 and "three extra years" in hits[0].text
+    hits = _search(db_settings, embedder, "How much is the deposit for renting a tent?")
+    assert hits[0].section and "Deposit" in hits[0].section
+    with session_scope(db_settings) as session:
+        faq_chunks = session.scalars(select(Chunk).join(Document).where(Document.format == "faq")).all()
+        assert len(faq_chunks) == 2  # one chunk per FAQ entry
+
+
+def test_unchanged_rerun_embeds_nothing(settings, embedder, tmp_path, monkeypatch):
+    folder = make_helpcenter(tmp_path / "kb")
+    Ingestor("help", settings, embedder, show_progress=False).run([folder])
+    calls = []
+    monkeypatch.setattr(embedder, "encode", lambda texts, **kw: calls.append(texts) or np.zeros((len(texts), embedder.dim), np.float32))
+    summary = Ingestor("help", settings, embedder, show_progress=False).run([folder])
+    assert calls == []
+    assert (summary.added, summary.updated, summary.unchanged, summary.chunks_added) == (0, 0, 6, 0)
+
+
+def test_changed_file_replaces_its_chunks_and_prune_removes_deleted_files(db_settings, embedder, tmp_path):
+    folder = make_helpcenter(tmp_path / "kb")
+    ingestor = Ingestor("help", db_settings, embedder, show_progress=False)
+    ingestor.run([folder])
+    _, before, docs = _state(db_settings)
+    old_returns_chunks = _chunk_ids_of(db_settings, docs[str(folder / "returns.md")].id)
+
+    (folder / "returns.md").write_text("# Returns policy\n\n## Return window\n\nYou can return any item within 60 days.\n")
+    (folder / "hours.txt").unlink()
+    summary = ingestor.run([folder])
+    assert (summary.updated, summary.unchanged, summary.pruned) == (1, 4, 0)  # no --prune: hours.txt stays
+    summary = ingestor.run([folder], prune=True)
+    assert (summary.updated, summary.pruned) == (0, 1)
+
+    kb, after, docs = _state(db_settings)
+    assert str(folder / "hours.txt") not in docs
+    assert not (old_returns_chunks & after)
+    index = read_dense(db_settings, "help", kb.index_generation, embedder.dim)
+    assert index.size == len(after)
+    assert "60 days" in _search(db_settings, embedder, "How long is the return window?")[0].text
+
+
+def _chunk_ids_of(settings, doc_id):
+    with session_scope(settings) as session:
+        return set(session.scalars(select(Chunk.id).where(Chunk.document_id == doc_id)))
+
+
+def test_crash_between_embedding_and_index_write_keeps_the_old_index(settings, embedder, tmp_path, monkeypatch):
+    folder = make_helpcenter(tmp_path / "kb")
+    ingestor = Ingestor("help", settings, embedder, show_progress=False)
+    ingestor.run([folder])
+    kb_before, chunks_before, _ = _state(settings)
+
+    (folder / "returns.md").write_text("# Returns\n\nReturns are accepted within 45 days.\n")
+    (folder / "new.md").write_text("# Pets\n\nDogs are welcome in every store.\n")
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(pipeline, "publish_generation", crash)
+    with pytest.raises(RuntimeError, match="power cut"):
+        ingestor.run([folder])
+
+    kb_after, chunks_after, docs = _state(settings)
+    assert kb_after.index_generation == kb_before.index_generation
+    assert chunks_after == chunks_before
+    assert str(folder / "new.md") not in docs
+    assert "30 days" in _search(settings, embedder, "How long is the return window?")[0].text
+    with session_scope(settings) as session:
+        assert session.scalars(select(IngestionRun.status).order_by(IngestionRun.id.desc())).first() == "failed"
+
+    monkeypatch.undo()
+    summary = ingestor.run([folder])
+    assert (summary.added, summary.updated) == (1, 1)
+    assert "45 days" in _search(settings, embedder, "How long is the return window?")[0].text
+
+
+def test_bad_inputs_are_reported_and_skipped(settings, embedder, tmp_path):
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    (folder / "good.md").write_text("# Good\n\nThis document is fine.\n")
+    (folder / "empty.txt").write_text("")
+    (folder / "big.txt").write_text("x" * 3000)
+    (folder / "binary.txt").write_bytes(b"\x00\x01\x02" * 100)
+    settings.max_file_mb = 0.002
+    summary = Ingestor("help", settings, embedder, show_progress=False).run([folder])
+    reasons = {f["path"].rsplit("/", 1)[-1]: f["error"] for f in summary.failed}
+    assert set(reasons) == {"empty.txt", "big.txt", "binary.txt"}
+    assert reasons["empty.txt"] == "empty file" and reasons["big.txt"].startswith("oversized")
+    assert summary.added == 1
+
+
+def test_strict_stops_at_the_first_failure(settings, embedder, tmp_path):
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    (folder / "a_broken.pdf").write_bytes(b"not a pdf")
+    (folder / "b_good.md").write_text("# Good\n\nFine.\n")
+    summary = Ingestor("help", settings, embedder, show_progress=False).run([folder], strict=True)
+    assert summary.stopped_early and summary.added == 0 and summary.exit_code == 2
+
+
+def test_one_job_at_a_time_per_knowledge_base(settings, embedder, tmp_path):
+    folder = make_helpcenter(tmp_path / "kb")
+    with kb_lock(settings.index_dir / "help" / ".lock", "help"):
+        with pytest.raises(IngestionLockedError, match="being ingested"):
+            Ingestor("help", settings, embedder, show_progress=False).run([folder])
+
+
+def test_include_and_exclude_globs(settings, embedder, tmp_path):
+    folder = make_helpcenter(tmp_path / "kb")
+    summary = Ingestor("help", settings, embedder, show_progress=False).run([folder], include=["*.md", "*.txt"], exclude=["hours*"])
+    assert summary.files == 1 and summary.added == 1
+
+
+def test_beir_corpus_is_one_document_per_record(settings, embedder, tmp_path):
+    corpus = SHARED / "datasets" / "scifact" / "corpus.jsonl"
+    if not corpus.exists():
+        pytest.skip("shared SciFact corpus not present")
+    small = tmp_path / "corpus.jsonl"
+    lines = corpus.read_text().splitlines()[:60]
+    small.write_text("\n".join(lines) + "\n")
+    ingestor = Ingestor("scifact", settings, embedder, show_progress=False)
+    assert ingestor.run([small]).added == 60
+    assert ingestor.run([small]).unchanged == 60
+    # Drop one record and change another: only those two documents are touched.
+    records = [json.loads(line) for line in lines]
+    records[0]["text"] += " Revised."
+    small.write_text("".join(json.dumps(r) + "\n" for r in records[:-1]))
+    summary = ingestor.run([small])
+    assert (summary.updated, summary.pruned, summary.unchanged) == (1, 1, 58)
+
+
+def test_cli_prints_json_summary_and_exit_codes(settings, tmp_path):
+    from ui.cli import app
+
+    folder = make_helpcenter(tmp_path / "kb")
+    runner = CliRunner()
+    result = runner.invoke(app, ["ingest", str(folder), "--kb", "help", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["added"] == 6 and summary["failed"] == []
+    shutil.copy(folder / "returns.md", folder / "copy.pdf")  # wrong content for its type
+    result = runner.invoke(app, ["ingest", str(folder), "--kb", "help", "--json"])
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["failed"][0]["path"].endswith("copy.pdf")
+    result = runner.invoke(app, ["ingest", str(tmp_path / "missing"), "--kb", "help"])
+    assert result.exit_code == 1 and "no such file" in result.output

@@ -1,0 +1,178 @@
+"""End to end in a real browser: `streamlit run` of the app on loopback, driven by Debian's headless
+Chromium through Playwright, against the demo help center and the demo conversations.
+
+Screenshots go to $HELPMATE_TEST_ARTIFACTS (default test-artifacts/). Needs `apt-get install
+chromium` (Playwright drives that browser; it downloads none of its own).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from tests.ui.support import DEMO_HELPCENTER, UIData, artifacts_dir, prepare
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = os.environ.get("HELPMATE_CHROMIUM", "/usr/bin/chromium")
+QUESTION = "How long do I have to return an item?"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"streamlit exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"streamlit did not answer on {url} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def demo_data(tmp_path_factory, embedder):
+    from assistant.config import get_settings
+    from assistant.database import dispose_engines
+
+    root = tmp_path_factory.mktemp("ui_browser")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HELPMATE_DATA_DIR", str(root / "data"))
+        patch.delenv("HELPMATE_DATABASE_URL", raising=False)
+        patch.setenv("HELPMATE_LLM_BACKEND", "local")
+        yield prepare(root / "data", DEMO_HELPCENTER, "demo")
+        dispose_engines()
+        get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def app_url(demo_data: UIData):
+    from ui.ui_cli import streamlit_command
+
+    port = _free_port()
+    log = artifacts_dir() / "streamlit-server.log"
+    with open(log, "w") as handle:
+        process = subprocess.Popen(streamlit_command(port, "127.0.0.1"), env=demo_data.env(), stdout=handle,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, process, log)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        pytest.fail(f"no Chromium at {CHROMIUM}: install Debian's with `apt-get install -y chromium` "
+                    "(or point HELPMATE_CHROMIUM at a Chromium binary)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    yield page
+    page.screenshot(path=str(artifacts_dir() / f"{request.node.name}-end.png"), full_page=True)
+    context.close()
+
+
+def test_chat_answers_with_a_citation_and_thumbs_down_is_stored(app_url, page, demo_data: UIData):
+    from assistant.config import get_settings
+    from assistant.database import session_scope
+    from assistant.database.models import Feedback, Message
+
+    page.goto(f"{app_url}/")  # the chat is the default page
+    box = page.get_by_placeholder("Ask a question about orders")
+    box.wait_for(timeout=180_000)  # the first visit loads the models
+    box.fill(QUESTION)
+    box.press("Enter")
+    thumbs_down = page.get_by_role("button", name="Not helpful")
+    thumbs_down.wait_for(timeout=180_000)
+    citation = page.locator("[data-testid='stExpander'] summary").filter(has_text="[1]").first
+    citation.wait_for()
+    assert "returning" in citation.inner_text().lower() or "return" in citation.inner_text().lower()
+    citation.click()
+    page.locator("[data-testid='stExpanderDetails']").get_by_text("Source: ").first.wait_for()
+    page.wait_for_timeout(500)  # let the expander finish opening before the screenshot
+    page.screenshot(path=str(artifacts_dir() / "chat-answer.png"), full_page=True)
+
+    thumbs_down.click()
+    page.get_by_text("Thanks; your feedback").wait_for()
+    page.screenshot(path=str(artifacts_dir() / "chat-thumbs-down.png"), full_page=True)
+    with session_scope(get_settings()) as session:
+        rows = session.execute(select(Feedback, Message).join(Message, Feedback.message_id == Message.id)).all()
+        assert len(rows) == 1
+        feedback, message = rows[0]
+        assert (feedback.rating, feedback.given_by, feedback.source) == ("down", "customer", "ui")
+        assert feedback.question == QUESTION and feedback.answer == message.text
+        assert message.answer_kind in ("generated", "extractive") and message.retrieved_chunk_ids
+
+
+def test_operator_logs_in_and_sees_the_sentiment_chart(app_url, page, demo_data: UIData):
+    page.goto(f"{app_url}/dashboard")
+    page.get_by_role("textbox", name="User name").fill(demo_data.operator[0])
+    page.get_by_role("textbox", name="Password").fill("wrong-password")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_text("Wrong user name or password.").wait_for()
+
+    page.get_by_role("textbox", name="Password").fill(demo_data.operator[1])
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("heading", name="Operator dashboard").wait_for()
+    chart = page.locator("[data-testid='stVegaLiteChart']").first
+    chart.wait_for()
+    # Vega draws the bars once the data has arrived: wait for the rendered marks, not just the frame.
+    chart.locator("canvas, svg .mark-rect").first.wait_for()
+    page.get_by_text("Sentiment over time").first.wait_for()
+    page.screenshot(path=str(artifacts_dir() / "dashboard.png"), full_page=True)
+    assert page.get_by_text("Most negative conversations").count() == 1
+
+
+def test_admin_uploads_a_file_and_sees_it_ingested(app_url, page, demo_data: UIData, tmp_path):
+    from assistant.config import get_settings
+    from ui.admin_ops import documents
+
+    upload = tmp_path / "kayak-rental.md"
+    upload.write_text("# Kayak rental\n\nKayaks can be rented in the Munich store for 35 EUR per day.\n")
+    page.goto(f"{app_url}/admin")
+    page.get_by_role("textbox", name="User name").fill(demo_data.admin[0])
+    page.get_by_role("textbox", name="Password").fill(demo_data.admin[1])
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("heading", name="Admin").wait_for()
+    page.locator("input[type=file]").set_input_files(str(upload))
+    page.get_by_text("kayak-rental.md").first.wait_for()
+    page.get_by_role("button", name="Ingest").click()
+    page.get_by_text("1 ingested, 0 failed into demo").wait_for(timeout=120_000)
+    page.screenshot(path=str(artifacts_dir() / "admin-upload.png"), full_page=True)
+    docs = documents(get_settings(), "demo")
+    row = docs[docs["source"].str.endswith("kayak-rental.md")]
+    assert list(row["status"]) == ["indexed"] and int(row["chunks"].iloc[0]) >= 1

@@ -1,0 +1,58 @@
+"""`helpmate ui`: starts Streamlit on the app, prints the local URL, and the app answers there."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from tests.conftest import REPO
+
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_ui_command_prints_the_url_and_serves_the_app(tmp_path):
+    port = _free_port()
+    env = dict(os.environ, HELPMATE_DATA_DIR=str(tmp_path / "data"), HF_HUB_OFFLINE="1")
+    command = [sys.executable, "-c", "import typer; from ui.ui_cli import ui; typer.run(ui)", "--port", str(port)]
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        first_line = process.stdout.readline()
+        assert f"http://127.0.0.1:{port}" in first_line, first_line
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, process.stdout.read()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
+                    assert response.read().decode() == "ok"
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "streamlit did not start within 90 s"
+                time.sleep(0.5)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+            assert response.status == 200 and "<div id=\"root\">" in response.read().decode()
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    # The command became the server, so stopping it leaves nothing listening.
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_ui_command_refuses_a_bad_port():
+    from typer.testing import CliRunner
+    import typer
+
+    from ui.ui_cli import ui
+
+    app = typer.Typer()
+    app.command()(ui)
+    result = CliRunner().invoke(app, ["--port", "70000"])
+    assert result.exit_code == 1 and "between 1 and 65535" in result.output
