@@ -103,6 +103,9 @@ class Settings(BaseSettings):
                     "verbatim. Measured on the demo help center: reworded paraphrases scored 0.87-0.96, while the nearest "
                     "different questions scored 0.82 (express vs standard shipping) and 0.75 (Vienna vs Munich store hours).")
 
+    ui_kb: str = Field("", description="Knowledge base the web chat offers first (`helpmate ui --kb` sets it); empty: "
+                       "the one named demo, else the first.")
+
     agent_max_steps: int = Field(4, description="Most model calls one agent turn may make (tool calls included) before it must answer.")
     agent_model_tools: Literal["off", "auto", "required"] = Field(
         "off", description="Let the vLLM-served model call tools: auto (the model decides), required (its first call must be a "

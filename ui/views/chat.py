@@ -7,8 +7,6 @@ form and expandable citations; "Talk to a person" opens a ticket for the operato
 
 from __future__ import annotations
 
-import os
-
 import streamlit as st
 
 from assistant.llm.base import ModelUnavailableError
@@ -43,7 +41,7 @@ def _choose_kb(state: dict) -> str | None:
         st.info("No knowledge base has been ingested yet. An admin can upload documents on the Admin page, "
                 "or run `helpmate ingest FOLDER --kb NAME`.")
         return None
-    preferred = st.query_params.get("kb") or os.environ.get("HELPMATE_UI_KB") or state["kb"]
+    preferred = st.query_params.get("kb") or settings().ui_kb or state["kb"]
     index = names.index(preferred) if preferred in names else (names.index("demo") if "demo" in names else 0)
     with st.sidebar:
         kb = st.selectbox("Knowledge base", names, index=index, key="chat_kb")
