@@ -1,15 +1,17 @@
 """Serving throughput: how much Helpmate adds on top of vLLM, and what vLLM gains over in-process generation.
 
-The answerable questions of ``demo/questions.jsonl`` (help center in ``demo/helpcenter``, ingested
-into a fresh data directory), each asked once and then again after a greeting ("Hello! ...") so that
-no text repeats within a run, are sent at each concurrency through:
+The first ``--questions`` (default 32) of the 40 answerable questions of ``demo/questions.jsonl``
+(help center in ``demo/helpcenter``, ingested into a fresh data directory; beyond 40 the questions
+come round again after a greeting, "Hello! ...", so that no text repeats within a run) are sent at
+each concurrency through:
 
 (a) ``full``:   the whole Helpmate path with the ``vllm`` backend (``SupportAgent.respond``: store the
                 message with its sentiment, route, retrieve, prompt, generate, support check, store
                 the reply), one new conversation per question;
 (b) ``direct``: the same prompts (built once from the same retrieval) straight to the vLLM server;
-(c) ``local``:  the same prompts through the ``local`` backend (transformers in this process), one at
-                a time (concurrency 1 only: the in-process model serves one request at a time).
+(c) ``local``:  the same prompts of the same questions through the ``local`` backend (transformers in
+                this process), one at a time (concurrency 1 only: the in-process model serves one
+                request at a time), so that (a)/(c) compares the same work.
 
 The query-time embedding cache is emptied before each run of the full path: a run starts cold,
 and the sentences of passages warm up as questions about the same documents come in. Each mode
@@ -19,7 +21,7 @@ It prints questions per second and p50/p95 latency per mode and concurrency, and
 (a)/(b) and (a)/(c) of throughput. A vLLM server is started for the run (``helpmate serve-model``'s
 machinery) unless ``--base-url`` names a running one.
 
-    python bench/serve.py [--concurrency 1 4 16] [--questions 32] [--local-questions 8] [--json]
+    python bench/serve.py [--concurrency 1 4 16] [--questions 32] [--json]
 """
 
 from __future__ import annotations
@@ -69,8 +71,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--questions", type=int, default=32,
-                        help=f"Questions per run: the answerable ones, then again after greetings (at most {len(OPENERS)} rounds).")
-    parser.add_argument("--local-questions", type=int, default=8, help="Questions for the one-at-a-time local backend.")
+                        help="Questions per run, for every mode: the answerable demo questions in order, then again after "
+                             f"greetings (at most {len(OPENERS)} rounds).")
     parser.add_argument("--base-url", help="A running vLLM server (…/v1); default: start one for this run.")
     parser.add_argument("--json", action="store_true", help="Print the results as one JSON object.")
     args = parser.parse_args()
@@ -86,7 +88,7 @@ def main() -> None:
     from ingest.pipeline import ingest_paths
 
     questions = [json.loads(line) for line in (REPO / "demo" / "questions.jsonl").read_text().splitlines() if line.strip()]
-    answerable = [q["question"] for q in questions if q.get("source")]
+    answerable = [q["question"] for q in questions if q.get("source")]  # those the help center answers
     items = [opener + question for opener in OPENERS for question in answerable][: args.questions]
     if len(items) < args.questions:
         raise SystemExit(f"--questions is at most {len(items)}: {len(answerable)} answerable questions x {len(OPENERS)} greetings")
@@ -129,7 +131,7 @@ def main() -> None:
                     print(f"{mode:7s} c={concurrency:<3d} {row['per_s']:6.2f} q/s  p50 {row['p50_s']:6.2f} s  "
                           f"p95 {row['p95_s']:6.2f} s", file=sys.stderr)
             print(f"local backend on {use_answering_threads(base)} threads", file=sys.stderr)
-            row = measure(lambda q: local.generate(prompts[q], ANSWER_OPTIONS), items[: args.local_questions], 1)
+            row = measure(lambda q: local.generate(prompts[q], ANSWER_OPTIONS), items, 1)
             results["local"].append(row)
             print(f"local   c=1   {row['per_s']:6.2f} q/s  p50 {row['p50_s']:6.2f} s  p95 {row['p95_s']:6.2f} s", file=sys.stderr)
 
@@ -137,7 +139,7 @@ def main() -> None:
     ratios = [{"concurrency": f["concurrency"], "full_over_direct": round(f["per_s"] / d["per_s"], 3),
                "full_over_local": round(f["per_s"] / local_rate, 2)}
               for f, d in zip(results["full"], results["direct"])]
-    output = {"questions": len(items), "local_questions": args.local_questions, "results": results, "ratios": ratios,
+    output = {"questions": len(items), "results": results, "ratios": ratios,
               "machine": f"{os.cpu_count()} CPUs"}
     if args.json:
         print(json.dumps(output, indent=2))
