@@ -103,6 +103,21 @@ class Settings(BaseSettings):
                     "verbatim. Measured on the demo help center: reworded paraphrases scored 0.87-0.96, while the nearest "
                     "different questions scored 0.82 (express vs standard shipping) and 0.75 (Vienna vs Munich store hours).")
 
+    feedback_suggestions_per_conversation: int = Field(
+        5, ge=0, description="Ratings and suggested answers one customer conversation may leave; more are refused "
+                             "(customer feedback waits for an operator's review before it can become training data).")
+    login_free_failures: int = Field(3, ge=1, description="Failed logins (per user name and per client address, in the "
+                                     "last hour) before each further try must wait; the wait doubles with every failure.")
+    login_max_delay_s: float = Field(900.0, ge=1.0, description="Longest wait between login tries.")
+    session_idle_minutes: float = Field(30.0, gt=0, description="An operator or admin idle this long must log in again.")
+    max_unzipped_mb: float = Field(200.0, gt=0, description="DOCX and other ZIP-based files that would unpack to more "
+                                   "than this are refused (a ZIP bomb), and reported like any other bad file.")
+    redact_on_store: bool = Field(False, description="Redact personal data (e-mail, phone, card and account numbers, "
+                                  "national ids, IP addresses, dates of birth) from customer messages before they are "
+                                  "stored, not only when feedback is exported.")
+    retention_days: int = Field(0, ge=0, description="`helpmate privacy purge` deletes conversations older than this "
+                                "many days (0: keep them).")
+
     ui_kb: str = Field("", description="Knowledge base the web chat offers first (`helpmate ui --kb` sets it); empty: "
                        "the one named demo, else the first.")
 

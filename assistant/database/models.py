@@ -38,6 +38,8 @@ class KnowledgeBase(Base):
     dimension: Mapped[int | None]
     index_generation: Mapped[int] = mapped_column(default=0)
     index_kind: Mapped[str | None] = mapped_column(String(100))
+    # public: offered in the customer chat and searchable by customers; internal: operators only.
+    visibility: Mapped[str] = mapped_column(String(10), default="internal", server_default="internal")
 
     documents: Mapped[list[Document]] = relationship(back_populates="knowledge_base", cascade="all, delete-orphan")
 
@@ -248,6 +250,11 @@ class Feedback(Base):
     model_version: Mapped[str | None] = mapped_column(String(200))
     source: Mapped[str] = mapped_column(String(300), default="api")  # api | cli | import:<file>
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    # A customer's rating is a suggestion (pending) until an operator approves it; only approved
+    # feedback is exported for training or used by the evaluation gate. Staff feedback is approved.
+    review_status: Mapped[str] = mapped_column(String(10), default="approved", server_default="approved", index=True)
+    reviewed_by: Mapped[str | None] = mapped_column(String(200))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class ModelVersion(Base):
@@ -315,3 +322,32 @@ class User(Base):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    knowledge_bases: Mapped[list[Any] | None] = mapped_column(JSON)  # an operator's knowledge bases; None: all
+
+
+class LoginAttempt(Base):
+    """One try to log in, kept to slow down guessing per user name and per client address."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (Index("ix_login_attempts_name_at", "name", "at"), Index("ix_login_attempts_client_at", "client", "at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    name: Mapped[str] = mapped_column(String(200))
+    client: Mapped[str | None] = mapped_column(String(200))
+    ok: Mapped[bool]
+
+
+class AuditEntry(Base):
+    """Who did what, for admins to read: logins, user and knowledge-base changes, reviews, promotions."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(100))
+    target: Mapped[str | None] = mapped_column(String(500))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    client: Mapped[str | None] = mapped_column(String(200))
