@@ -1,5 +1,10 @@
 """Shared fixtures: an isolated data directory per test, real models loaded once per session,
-and the database under test (SQLite always; PostgreSQL where HELPMATE_TEST_POSTGRES_URL answers)."""
+and the database under test (SQLite always; PostgreSQL where HELPMATE_TEST_POSTGRES_URL answers).
+
+A test whose service, data set or browser is not here calls ``missing(reason)`` (or carries
+``@pytest.mark.needs(condition, reason=...)``): it is skipped on a developer's machine, and fails
+under CI (``CI=true``), so a CI run cannot go green by skipping what it was meant to test.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import os
 import sys
 import uuid
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -30,6 +36,41 @@ os.environ.setdefault("HELPMATE_MODELS_DIR", str(CHECKOUT_SETTINGS.models_dir))
 POSTGRES_URL = os.environ.get("HELPMATE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 _postgres_state: dict[str, str | None] = {}
+
+
+def under_ci() -> bool:
+    """Whether this run is CI's: ``CI`` set to true (as GitHub Actions, GitLab and .ci/run set it)."""
+    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+def missing(reason: str) -> NoReturn:
+    """Something this test needs is not here: skip it, or under CI fail it, with ``reason``.
+
+    For a test or a fixture. A whole module carries ``pytestmark = pytest.mark.needs(...)`` instead:
+    failing at import would stop the CI run at collection rather than fail that module's tests.
+    """
+    if under_ci():
+        pytest.fail(f"{reason} (CI=true: a missing requirement fails the run; unset CI to skip instead)", pytrace=False)
+    pytest.skip(reason)
+
+
+def require(condition: object, reason: str) -> None:
+    """``missing(reason)`` unless ``condition`` holds."""
+    if not condition:
+        missing(reason)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "needs(condition, reason): run only where condition holds; otherwise skip, or under CI=true fail"
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """``@pytest.mark.needs(condition, reason=...)``: checked before any fixture is set up, like ``skipif``."""
+    for mark in item.iter_markers("needs"):
+        require(*mark.args, **mark.kwargs)
 
 
 def postgres_unavailable() -> str | None:
@@ -80,7 +121,7 @@ def db_settings(request, tmp_path, monkeypatch):
     if request.param == "postgresql":
         reason = postgres_unavailable()
         if reason:
-            pytest.skip(reason)
+            missing(reason)
         schema, url = _postgres_schema_url()
         admin = sqlalchemy.create_engine(POSTGRES_URL)
         with admin.begin() as connection:
@@ -120,7 +161,8 @@ def embedder():
 def pytest_terminal_summary(terminalreporter):
     reason = _postgres_state.get("reason")
     if reason:
-        terminalreporter.write_line(f"PostgreSQL tests were skipped: {reason}", yellow=True)
+        outcome = "failed (CI=true)" if under_ci() else "were skipped"
+        terminalreporter.write_line(f"PostgreSQL tests {outcome}: {reason}", yellow=True)
 
 
 def _free_loopback_port() -> int:

@@ -22,10 +22,13 @@ from assistant.database.models import Chunk, Document, IngestionRun, KnowledgeBa
 from assistant.retrieval.vector_index import read_dense
 from ingest.engines import LocalEngine, RayEngine
 from ingest.pipeline import Ingestor
-from tests.conftest import REPO, SHARED
+from tests.conftest import REPO, SHARED, require
 from tests.helpers import make_helpcenter
 
-ray = pytest.importorskip("ray")
+try:
+    import ray
+except ImportError as error:
+    ray, pytestmark = None, pytest.mark.needs(False, reason=f"ray is not importable: {error}")
 
 QUERIES = ["How much is express delivery?", "How long is the return window?", "Can I pay with bitcoin?",
            "How many extra years of warranty do tents get?", "When is the Munich store open?"]
@@ -171,8 +174,7 @@ SCIFACT_DOCUMENTS = int(os.environ.get("HELPMATE_TEST_SCIFACT_DOCUMENTS", "1500"
 def test_ray_engine_ingests_scifact_to_the_same_chunks_and_search_results(ray_cluster, two_dirs, embedder, tmp_path):
     full = SHARED / "datasets" / "scifact" / "corpus.jsonl"
     queries_file = SHARED / "datasets" / "scifact" / "queries.jsonl"
-    if not full.exists():
-        pytest.skip("shared SciFact corpus not present")
+    require(full.exists(), "shared SciFact corpus not present")
     records = [line for line in full.read_text().splitlines(keepends=True) if line.strip()]
     records = records[:SCIFACT_DOCUMENTS] if SCIFACT_DOCUMENTS > 0 else records
     corpus = tmp_path / "corpus.jsonl"

@@ -456,7 +456,7 @@ def test_jsonl_of_unknown_shape_is_rejected(tmp_path: Path) -> None:
         load_file(path)
 
 
-@pytest.mark.skipif(not SCIFACT_CORPUS.is_file(), reason="shared SciFact corpus not present")
+@pytest.mark.needs(SCIFACT_CORPUS.is_file(), reason="shared SciFact corpus not present")
 def test_real_scifact_corpus_sample(tmp_path: Path) -> None:
     with SCIFACT_CORPUS.open(encoding="utf-8") as stream:
         lines = [next(stream) for _ in range(50)]
@@ -471,7 +471,7 @@ def test_real_scifact_corpus_sample(tmp_path: Path) -> None:
     assert len({document.source for document in documents}) == 50
 
 
-@pytest.mark.skipif(not SCIFACT_CORPUS.is_file(), reason="shared SciFact corpus not present")
+@pytest.mark.needs(SCIFACT_CORPUS.is_file(), reason="shared SciFact corpus not present")
 def test_full_scifact_corpus_loads_every_record() -> None:
     documents = load_file(SCIFACT_CORPUS)
     assert len(documents) == 5183

@@ -16,7 +16,7 @@ from assistant.retrieval.vector_index import read_dense
 from ingest import pipeline
 from ingest.locking import IngestionLockedError, kb_lock
 from ingest.pipeline import Ingestor
-from tests.conftest import SHARED
+from tests.conftest import SHARED, require
 from tests.helpers import make_helpcenter
 
 
@@ -168,8 +168,7 @@ def test_include_and_exclude_globs(settings, embedder, tmp_path):
 
 def test_beir_corpus_is_one_document_per_record(settings, embedder, tmp_path):
     corpus = SHARED / "datasets" / "scifact" / "corpus.jsonl"
-    if not corpus.exists():
-        pytest.skip("shared SciFact corpus not present")
+    require(corpus.exists(), "shared SciFact corpus not present")
     small = tmp_path / "corpus.jsonl"
     lines = corpus.read_text().splitlines()[:60]
     small.write_text("\n".join(lines) + "\n")

@@ -141,7 +141,7 @@ def test_cli_import_exits_2_and_lists_bad_lines(settings, tmp_path):
         assert column in help_text
 
 
-@pytest.mark.skipif(not DEMO.exists(), reason="demo/conversations.csv is not there")
+@pytest.mark.needs(DEMO.exists(), reason="demo/conversations.csv is not there")
 def test_demo_conversations_import_cleanly_with_topics_from_the_help_center(settings, embedder):
     from ingest.pipeline import Ingestor
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 from sqlalchemy import select
 
 from assistant.database import session_scope
 from assistant.database.models import KnowledgeBase
 from assistant.retrieval.vector_index import DENSE_FILE, TRAIN_PER_LIST, VectorIndex, generation_dir, ivf_lists, read_dense
-from tests.conftest import SHARED
+from tests.conftest import SHARED, require
 
 
 def _clustered(n: int, dim: int = 32, centres: int = 200, seed: int = 0) -> np.ndarray:
@@ -89,8 +88,7 @@ def test_ingestion_switches_to_ivf_and_retrieval_searches_it(settings, embedder,
     from ingest.pipeline import Ingestor
 
     corpus = SHARED / "datasets" / "scifact" / "corpus.jsonl"
-    if not corpus.exists():
-        pytest.skip("shared SciFact corpus not present")
+    require(corpus.exists(), "shared SciFact corpus not present")
     small = tmp_path / "corpus.jsonl"
     small.write_text("\n".join(corpus.read_text().splitlines()[:120]) + "\n")
     settings.exact_index_max = 100

@@ -31,7 +31,7 @@ from assistant.cli.sentiment import eval_sentiment
 from tests.conftest import SHARED
 
 DATASETS = SHARED / "datasets"
-needs_datasets = pytest.mark.skipif(not (DATASETS / "sst2" / "dev.tsv").exists(), reason=f"public datasets not in {DATASETS}")
+needs_datasets = pytest.mark.needs((DATASETS / "sst2" / "dev.tsv").exists(), reason=f"public datasets not in {DATASETS}")
 
 
 @pytest.fixture(scope="module")
