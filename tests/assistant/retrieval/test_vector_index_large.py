@@ -44,7 +44,10 @@ def test_kind_is_chosen_by_size_and_ivf_finds_what_exact_search_finds(tmp_path):
     assert flat.kind == "Flat" and flat.params["kind"] == "Flat"
     ivf = VectorIndex.build(ids, vectors, exact_index_max=10_000)
     assert ivf.kind == "IVF333,SQ8" and ivf.size == len(ids)
-    assert ivf.params["nlist"] == 333  # at most n // 39: every list gets 39 training vectors and ivf.params["trained_on"] == 13_000 and ivf.params["sized_for"] == 13_000
+    assert ivf.params["nlist"] == 333  # at most n // 39: every list gets 39 training vectors
+    # k-means sees TRAIN_PER_LIST * nlist = 13,320 samples at most, so here the whole collection.
+    assert ivf.params["trained_on"] == min(len(ids), TRAIN_PER_LIST * 333) == 13_000
+    assert ivf.params["sized_for"] == 13_000
 
     _, exact = flat.search(queries, 10)
     _, one_list = ivf.search(queries, 10, nprobe=1)
@@ -81,6 +84,7 @@ def test_ivf_removes_by_id_lists_its_vectors_and_retrains_when_it_outgrows_its_l
     refit = index.fit_kind(10_000)  # 52,900 vectors, 4x what its lists were sized for
     assert refit is not index and refit.kind == "IVF1024,SQ8" and refit.size == index.size
     assert refit.params["sized_for"] == index.size
+    assert refit.params["trained_on"] == TRAIN_PER_LIST * 1024 == 40_960  # a sample of the 52,900, 40 per list
 
 
 def test_ingestion_switches_to_ivf_and_retrieval_searches_it(settings, embedder, tmp_path):
