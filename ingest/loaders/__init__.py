@@ -35,7 +35,7 @@ SUPPORTED_SUFFIXES: frozenset[str] = frozenset({*_LOADERS, ".jsonl"})
 
 
 def load_file(path: Path) -> list[LoadedDocument]:
-    """Parse ``path`` by its suffix (case-insensitive); a BEIR corpus yields one document per record.
+    """Parse ``path`` by its suffix (case-insensitive); a BEIR ``corpus.jsonl`` yields one document per record.
 
     Raises ``LoaderError`` for an unsupported suffix, a file no document text could be read from,
     or any parser failure (unexpected exceptions are wrapped with their class name and message).
@@ -58,8 +58,17 @@ def load_file(path: Path) -> list[LoadedDocument]:
     return documents
 
 
+BEIR_CORPUS_NAME = "corpus.jsonl"
+BEIR_QUERIES_NAME = "queries.jsonl"
+
+
 def _load_jsonl(path: Path) -> LoadedDocument | list[LoadedDocument]:
-    """A JSONL file is a BEIR corpus when its first record has ``_id``, an FAQ when it has question/answer keys."""
+    """A JSONL file is a BEIR corpus when it is named ``corpus.jsonl`` and its first record has ``_id``,
+    an FAQ when its first record has question/answer keys, and refused otherwise.
+
+    Only the name tells a BEIR corpus from the other JSONL files of a BEIR folder: ``queries.jsonl``
+    has ``_id`` and ``text`` too, but holds the evaluation questions, which must not become documents.
+    """
     with path.open("rb") as stream:
         number, first = next(((n, line) for n, line in enumerate(stream, start=1) if line.strip()), (0, b""))
     if not first:
@@ -68,10 +77,24 @@ def _load_jsonl(path: Path) -> LoadedDocument | list[LoadedDocument]:
         record = json.loads(first)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise LoaderError(f"line {number}: invalid JSON") from None
-    if isinstance(record, dict) and "_id" in record:
+    if not isinstance(record, dict):
+        record = {}
+    name = path.name.lower()
+    if "_id" in record and name == BEIR_CORPUS_NAME:
         return load_beir(path)
-    if isinstance(record, dict) and faq_columns(record) is not None:
+    if faq_columns(record) is not None:
         return load_faq_jsonl(path)
+    if "_id" in record and name == BEIR_QUERIES_NAME:
+        raise LoaderError(
+            f"BEIR queries file, not ingested: its records are the evaluation questions, not documents "
+            f"(ingest the folder's {BEIR_CORPUS_NAME}; `helpmate eval retrieval --beir FOLDER` uses the queries)"
+        )
+    if "_id" in record:
+        raise LoaderError(
+            f"records with '_id' are read as a BEIR corpus only from a file named {BEIR_CORPUS_NAME}; "
+            "this JSONL has no question and answer keys either, so it is not ingested"
+        )
     raise LoaderError(
-        "JSONL is neither a BEIR corpus (records with '_id') nor an FAQ (records with question and answer keys)"
+        f"JSONL is neither a BEIR corpus ({BEIR_CORPUS_NAME} with '_id' records) "
+        "nor an FAQ (records with question and answer keys)"
     )

@@ -449,6 +449,30 @@ def test_beir_duplicate_id_is_rejected(tmp_path: Path) -> None:
         load_file(path)
 
 
+def test_beir_queries_jsonl_is_refused_with_its_reason(tmp_path: Path) -> None:
+    path = tmp_path / "queries.jsonl"
+    path.write_text('{"_id": "q1", "text": "Does aspirin lower fever?", "metadata": {}}\n', encoding="utf-8")
+    with pytest.raises(LoaderError, match=r"^BEIR queries file, not ingested: its records are the evaluation questions"):
+        load_file(path)
+
+
+def test_jsonl_with_id_is_a_beir_corpus_only_when_named_corpus_jsonl(tmp_path: Path) -> None:
+    path = tmp_path / "articles.jsonl"
+    path.write_text('{"_id": "a1", "title": "Returns", "text": "Returns are free."}\n', encoding="utf-8")
+    with pytest.raises(LoaderError, match=r"only from a file named corpus\.jsonl"):
+        load_file(path)
+    path = tmp_path / "Corpus.JSONL"  # the name, like the suffix, is matched case-insensitively
+    path.write_text('{"_id": "a1", "title": "Returns", "text": "Returns are free."}\n', encoding="utf-8")
+    assert [document.source for document in load_file(path)] == [f"{path}#a1"]
+
+
+def test_faq_jsonl_with_id_keys_stays_an_faq(tmp_path: Path) -> None:
+    path = tmp_path / "faq.jsonl"
+    path.write_text('{"_id": "1", "question": "Is there an app?", "answer": "Yes, for iOS and Android."}\n', encoding="utf-8")
+    document = _load_one(path)
+    assert document.format == "faq" and document.sections[0].text == "Is there an app?\nYes, for iOS and Android."
+
+
 def test_jsonl_of_unknown_shape_is_rejected(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     path.write_text('{"event": "click"}\n', encoding="utf-8")

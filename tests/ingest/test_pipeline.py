@@ -183,6 +183,39 @@ def test_beir_corpus_is_one_document_per_record(settings, embedder, tmp_path):
     assert (summary.updated, summary.pruned, summary.unchanged) == (1, 1, 58)
 
 
+def test_a_beir_folder_ingests_its_corpus_and_reports_queries_jsonl_as_not_ingested(settings, tmp_path):
+    """`helpmate ingest` on a whole BEIR folder: queries.jsonl has `_id` and `text` like the corpus,
+    but its records are questions; they are listed as skipped, with the reason, and never indexed."""
+    from ui.cli import app
+
+    folder = (tmp_path / "beir").resolve()
+    (folder / "qrels").mkdir(parents=True)
+    corpus = [{"_id": "d1", "title": "Aspirin", "text": "Aspirin lowers fever in adults.", "metadata": {}},
+              {"_id": "d2", "title": "Vitamin C", "text": "Vitamin C does not prevent the common cold.", "metadata": {}}]
+    queries = [{"_id": "q1", "text": "Does aspirin lower a fever?", "metadata": {}},
+               {"_id": "q2", "text": "Can vitamin C prevent colds?", "metadata": {}}]
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(record) + "\n" for record in corpus))
+    (folder / "queries.jsonl").write_text("".join(json.dumps(record) + "\n" for record in queries))
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\n")
+
+    result = CliRunner().invoke(app, ["ingest", str(folder), "--kb", "beir", "--json"])
+    assert result.exit_code == 2, result.output  # 2: a file was skipped
+    summary = json.loads(result.stdout)
+    assert (summary["files"], summary["added"]) == (2, 2)  # qrels/test.tsv is no document type
+    assert [failure["path"] for failure in summary["failed"]] == [str(folder / "queries.jsonl")]
+    assert summary["failed"][0]["error"].startswith("BEIR queries file, not ingested")
+    _, chunk_ids, docs = _state(settings, "beir")
+    assert {source for source, doc in docs.items() if doc.status == "indexed"} == {
+        f"{folder / 'corpus.jsonl'}#d1", f"{folder / 'corpus.jsonl'}#d2"}
+    with session_scope(settings) as session:
+        texts = [session.get(Chunk, chunk_id).text for chunk_id in chunk_ids]
+    assert len(texts) == 2 and not any("?" in text for text in texts)
+
+    result = CliRunner().invoke(app, ["ingest", str(folder), "--kb", "beir"])
+    assert result.exit_code == 2
+    assert f"skipped {folder / 'queries.jsonl'}: BEIR queries file, not ingested" in result.output
+
+
 def test_cli_prints_json_summary_and_exit_codes(settings, tmp_path):
     from ui.cli import app
 
