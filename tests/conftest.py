@@ -49,6 +49,7 @@ def missing(reason: str) -> NoReturn:
     For a test or a fixture. A whole module carries ``pytestmark = pytest.mark.needs(...)`` instead:
     failing at import would stop the CI run at collection rather than fail that module's tests.
     """
+    __tracebackhide__ = True  # the skip is reported at the caller's line
     if under_ci():
         pytest.fail(f"{reason} (CI=true: a missing requirement fails the run; unset CI to skip instead)", pytrace=False)
     pytest.skip(reason)
@@ -56,6 +57,7 @@ def missing(reason: str) -> NoReturn:
 
 def require(condition: object, reason: str) -> None:
     """``missing(reason)`` unless ``condition`` holds."""
+    __tracebackhide__ = True
     if not condition:
         missing(reason)
 
@@ -70,7 +72,11 @@ def pytest_configure(config):
 def pytest_runtest_setup(item):
     """``@pytest.mark.needs(condition, reason=...)``: checked before any fixture is set up, like ``skipif``."""
     for mark in item.iter_markers("needs"):
-        require(*mark.args, **mark.kwargs)
+        try:
+            require(*mark.args, **mark.kwargs)
+        except pytest.skip.Exception as skipped:
+            skipped._use_item_location = True  # reported at the test, as pytest does for skipif and fixtures
+            raise
 
 
 def postgres_unavailable() -> str | None:

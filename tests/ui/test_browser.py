@@ -18,12 +18,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import missing
 from tests.ui.support import DEMO_HELPCENTER, UIData, artifacts_dir, prepare
 
-pytestmark = pytest.mark.slow
-
 CHROMIUM = os.environ.get("HELPMATE_CHROMIUM", "/usr/bin/chromium")
+# Checked before any fixture, so a machine without Chromium does not first ingest the demo and start streamlit.
+pytestmark = [pytest.mark.slow, pytest.mark.needs(
+    Path(CHROMIUM).exists() or shutil.which(CHROMIUM),
+    reason=f"no Chromium at {CHROMIUM}: install Debian's with `apt-get install -y chromium` "
+           "(or point HELPMATE_CHROMIUM at a Chromium binary)")]
 QUESTION = "How long do I have to return an item?"
 
 
@@ -85,9 +87,6 @@ def app_url(demo_data: UIData):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        missing(f"no Chromium at {CHROMIUM}: install Debian's with `apt-get install -y chromium` "
-                "(or point HELPMATE_CHROMIUM at a Chromium binary)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
