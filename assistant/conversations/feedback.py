@@ -4,33 +4,36 @@ and for fine-tuning.
 Every rating keeps what produced the rated answer (question, prompt, retrieved passages, model
 version), copied from the message it rates, so a training snapshot can rebuild exactly the prompt
 the model saw. Two ways in: :func:`add_feedback` (the chat UI's thumbs and the agent's correction
-box, and `helpmate feedback add`), and :func:`import_feedback` for feedback collected elsewhere
-(CSV or JSONL; bad rows are reported by line and skipped, rows already stored are skipped too, so
-an import can be run again). Imported feedback has no prompt of its own; when its knowledge base is
-ingested, the passages the assistant retrieves for the question are stored with it, so training
-sees the prompt the assistant would build.
+box, and `helpmate feedback add`), and ``import_feedback`` for feedback collected elsewhere (CSV or
+JSONL, in :mod:`assistant.conversations.feedback_import`).
+
+Customer feedback is untrusted: anyone can open the web chat, and what it suggests would otherwise
+decide both what the model learns and the held-out set of the gate that promotes it. So a
+customer's rating or suggested answer is stored ``pending`` and reaches training or evaluation
+only once staff approve it (:func:`review_feedback`); a customer may rate only their own
+conversation's answers, and at most ``feedback_suggestions_per_conversation`` times. Feedback
+entered by staff (agents, the CLI, an engineer's import) is ``approved`` as it is stored.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Literal, Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from assistant.access import AccessDenied, Caller, audit
 from assistant.config import Settings
 from assistant.database import session_scope
 from assistant.database.models import Chunk, Conversation, Document, Feedback, Message
-from assistant.conversations.records import BadRow, read_records
 from assistant.retrieval.types import Hit
 
 Label = Literal["good", "bad"]
+ReviewStatus = Literal["pending", "approved", "rejected"]
+REVIEW_STATUSES: tuple[str, ...] = ("pending", "approved", "rejected")
 GIVERS: tuple[str, ...] = ("customer", "agent")
-REQUIRED_COLUMNS: tuple[str, ...] = ("question", "answer", "rating")
-OPTIONAL_COLUMNS: tuple[str, ...] = ("corrected_answer", "comment", "given_by", "kb", "conversation_id", "model_version", "created_at")
 MAX_TEXT_CHARS = 20_000
 _THUMBS = {"up": "up", "down": "down", "thumbs_up": "up", "thumbs_down": "down", "+1": "up", "-1": "down",
            "good": "up", "bad": "down", "positive": "up", "negative": "down", "👍": "up", "👎": "down"}
@@ -65,7 +68,8 @@ def hit_from_dict(data: dict[str, Any]) -> Hit:
     return Hit(**{k: data[k] for k in Hit.__dataclass_fields__ if k in data})
 
 
-def _clean(value: Any, what: str, required: bool = False) -> str | None:
+def clean_text(value: Any, what: str, required: bool = False) -> str | None:
+    """A stripped text field, None when empty; the error names the field (from a form or an import row)."""
     text = "" if value is None else str(value).strip()
     if not text:
         if required:
@@ -76,7 +80,8 @@ def _clean(value: Any, what: str, required: bool = False) -> str | None:
     return text
 
 
-def _giver(value: Any) -> str:
+def check_giver(value: Any) -> str:
+    """Who gave a rating (customer or agent; a row that names nobody is a customer's, the cautious reading)."""
     giver = (str(value).strip().lower() if value not in (None, "") else "customer")
     if giver not in GIVERS:
         raise ValueError(f"given_by {value!r} is not one of {', '.join(GIVERS)}")
@@ -91,6 +96,25 @@ def _passages_of_chunks(session: Session, chunk_ids: Sequence[int]) -> list[dict
     by_id = {chunk.id: (chunk, source) for chunk, source in rows}
     return [hit_to_dict(Hit(chunk.id, chunk.document_id, chunk.text, source, chunk.title, chunk.section, chunk.page, 0.0))
             for chunk, source in (by_id[i] for i in chunk_ids if i in by_id)]
+
+
+class TooMuchFeedback(ValueError):
+    """A conversation has sent as many ratings and suggestions as one conversation may."""
+
+
+def _check_suggestion_limit(session: Session, conversation_id: int, settings: Settings) -> None:
+    """Refuse customer feedback beyond the per-conversation limit, so one chat cannot flood the review queue.
+
+    The conversation's row is locked first (PostgreSQL; SQLite writes one at a time anyway), so two
+    feedback clicks at once cannot both pass the count.
+    """
+    session.execute(select(Conversation.id).where(Conversation.id == conversation_id).with_for_update())
+    sent = session.scalar(select(func.count(Feedback.id)).join(Message, Feedback.message_id == Message.id)
+                          .where(Message.conversation_id == conversation_id, Feedback.given_by == "customer")) or 0
+    limit = settings.feedback_suggestions_per_conversation
+    if sent >= limit:
+        raise TooMuchFeedback(f"this conversation has already sent {sent} suggestions, the most one conversation may "
+                              f"(HELPMATE_FEEDBACK_SUGGESTIONS_PER_CONVERSATION={limit}); thank you, our team reviews them")
 
 
 def add_feedback(
@@ -109,6 +133,8 @@ def add_feedback(
     model_version: str | None = None,
     source: str = "api",
     created_at: datetime | None = None,
+    caller: Caller | None = None,
+    review_status: ReviewStatus | None = None,
     settings: Settings,
     session: Session | None = None,
 ) -> Feedback:
@@ -118,14 +144,32 @@ def add_feedback(
     question before it, the knowledge base, the model version, the retrieved passages and the
     prompt (when the message's trace recorded it) are taken from the conversation; arguments given
     explicitly win. Without it, ``question`` and ``answer`` are required.
+
+    ``caller`` is who gives it. A customer caller may rate only an assistant message of their own
+    conversation (AccessDenied otherwise), and a conversation's customer feedback stops at
+    ``feedback_suggestions_per_conversation`` (:class:`TooMuchFeedback`). Customer feedback is
+    stored ``pending`` unless a staff caller enters it; ``review_status`` sets it outright (an
+    engineer's import), except for a customer caller, whose feedback is always pending.
     """
     if session is None:
         with session_scope(settings) as own:
             return add_feedback(rating, message_id=message_id, question=question, answer=answer, kb=kb,
                                 corrected_answer=corrected_answer, comment=comment, given_by=given_by,
                                 conversation_key=conversation_key, prompt=prompt, passages=passages,
-                                model_version=model_version, source=source, created_at=created_at, settings=settings,
-                                session=own)
+                                model_version=model_version, source=source, created_at=created_at, caller=caller,
+                                review_status=review_status, settings=settings, session=own)
+    given_by = check_giver(given_by)
+    customer = caller is not None and caller.role == "customer"
+    if customer and given_by != "customer":
+        raise AccessDenied(f"a customer's feedback is a customer's, not an {given_by}'s")
+    if customer:
+        if message_id is None:
+            raise AccessDenied("customers rate the answers of their own conversation; give the rated message")
+        review_status = "pending"
+    elif review_status is None:
+        review_status = "pending" if given_by == "customer" and not (caller and caller.is_staff) else "approved"
+    if review_status not in REVIEW_STATUSES:
+        raise ValueError(f"review status {review_status!r} is not one of {', '.join(REVIEW_STATUSES)}")
     stored_passages = [hit_to_dict(p) if isinstance(p, Hit) else dict(p) for p in passages] if passages is not None else None
     chunk_ids = [p["chunk_id"] for p in stored_passages] if stored_passages is not None else None
     if message_id is not None:
@@ -135,6 +179,10 @@ def add_feedback(
         if message.role != "assistant":
             raise ValueError(f"message {message_id} is a {message.role} message; only assistant answers are rated")
         conversation = session.get(Conversation, message.conversation_id)
+        if customer:
+            caller.check_conversation(message.conversation_id, conversation.kb if conversation else None)
+        if given_by == "customer" and not (caller and caller.is_staff):
+            _check_suggestion_limit(session, message.conversation_id, settings)
         asked = session.scalars(
             select(Message.text).where(Message.conversation_id == message.conversation_id, Message.role == "customer",
                                        Message.created_at <= message.created_at, Message.id != message.id)
@@ -151,15 +199,15 @@ def add_feedback(
         if stored_passages is None and message.retrieved_chunk_ids:
             chunk_ids = [int(i) for i in message.retrieved_chunk_ids]
             stored_passages = _passages_of_chunks(session, chunk_ids)
-    question = _clean(question, "question", required=True)
-    answer = _clean(answer, "answer", required=True)
+    question = clean_text(question, "question", required=True)
+    answer = clean_text(answer, "answer", required=True)
     row = Feedback(
         message_id=message_id, conversation_key=conversation_key or f"feedback-{datetime.now(timezone.utc).timestamp():.6f}",
-        kb=_clean(kb, "kb"), question=question, answer=answer, rating=normalise_rating(rating),
-        corrected_answer=_clean(corrected_answer, "corrected answer"), comment=_clean(comment, "comment"),
-        given_by=_giver(given_by), prompt=[dict(m) for m in prompt] if prompt else None,
+        kb=clean_text(kb, "kb"), question=question, answer=answer, rating=normalise_rating(rating),
+        corrected_answer=clean_text(corrected_answer, "corrected answer"), comment=clean_text(comment, "comment"),
+        given_by=given_by, prompt=[dict(m) for m in prompt] if prompt else None,
         retrieved_chunk_ids=chunk_ids, passages=stored_passages, model_version=model_version, source=source,
-        created_at=created_at or datetime.now(timezone.utc),
+        created_at=created_at or datetime.now(timezone.utc), review_status=review_status,
     )
     session.add(row)
     session.flush()
@@ -168,130 +216,25 @@ def add_feedback(
     return row
 
 
-# --- import --------------------------------------------------------------------------------------
+# --- reading and reviewing ----------------------------------------------------------------------
 
 
-@dataclass
-class FeedbackImportReport:
-    """What an import did; every row not added is either a duplicate or listed in ``bad_rows``."""
-
-    path: str
-    rows: int = 0
-    added: int = 0
-    corrections: int = 0
-    duplicates: int = 0
-    with_passages: int = 0
-    bad_rows: list[BadRow] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class _Row:
-    line: int
-    values: dict[str, Any]
-
-
-def _parse_created_at(value: Any) -> datetime | None:
-    if value in (None, ""):
-        return None
-    try:
-        moment = datetime.fromisoformat(str(value).strip())
-    except ValueError:
-        raise ValueError(f"created_at {value!r} is not ISO 8601 (e.g. 2026-11-20T09:15:00+01:00)") from None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
-
-
-def _parse(line: int, record: dict[str, Any], default_kb: str | None) -> _Row:
-    values = {
-        "question": _clean(record.get("question"), "question", required=True),
-        "answer": _clean(record.get("answer"), "answer", required=True),
-        "rating": normalise_rating(record.get("rating") if record.get("rating") not in (None, "") else _missing("rating")),
-        "corrected_answer": _clean(record.get("corrected_answer"), "corrected_answer"),
-        "comment": _clean(record.get("comment"), "comment"),
-        "given_by": _giver(record.get("given_by")),
-        "kb": _clean(record.get("kb"), "kb") or default_kb,
-        "conversation_key": _clean(record.get("conversation_id"), "conversation_id"),
-        "model_version": _clean(record.get("model_version"), "model_version"),
-        "created_at": _parse_created_at(record.get("created_at")),
-    }
-    return _Row(line, values)
-
-
-def _missing(column: str) -> str:
-    raise ValueError(f"{column} is empty")
-
-
-def _fingerprint(values: dict[str, Any]) -> tuple:
-    return tuple(values.get(k) or "" for k in ("kb", "question", "answer", "rating", "corrected_answer", "given_by", "comment"))
-
-
-def import_feedback(path: Path, kb: str | None = None, *, settings: Settings,
-                    retrieve: bool = True) -> FeedbackImportReport:
-    """Import ratings from a CSV (with a header) or JSONL file; columns ``question,answer,rating``
-    and optionally ``corrected_answer,comment,given_by,kb,conversation_id,model_version,created_at``.
-
-    ``kb`` applies to rows without their own. With ``retrieve``, rows whose knowledge base is
-    ingested get the passages the assistant retrieves for their question. A row identical to
-    stored feedback (same knowledge base, question, answer, rating, correction, giver, comment) is
-    counted as a duplicate and skipped. Raises ValueError for a file that cannot be read at all.
-    """
-    path = Path(path)
-    records = read_records(path, "feedback", REQUIRED_COLUMNS, OPTIONAL_COLUMNS)
-    report = FeedbackImportReport(path=str(path))
-    rows: list[_Row] = []
-    for line, record in records:
-        report.rows += 1
-        if isinstance(record, str):
-            report.bad_rows.append(BadRow(line, record))
-            continue
-        try:
-            rows.append(_parse(line, record, kb))
-        except ValueError as error:
-            report.bad_rows.append(BadRow(line, str(error)))
-
-    passages: dict[int, list[Hit]] = {}
-    if retrieve:
-        from assistant.retrieval.retriever import Retriever
-
-        retriever = Retriever(settings)
-        for name in sorted({r.values["kb"] for r in rows if r.values["kb"]}):
-            selected = [r for r in rows if r.values["kb"] == name]
-            try:
-                found = retriever.search_many([r.values["question"] for r in selected], name, k=settings.answer_passages, mode="hybrid")
-            except ValueError as error:  # the knowledge base is not ingested (yet)
-                report.warnings.append(f"{error}; its {len(selected)} rows are stored without passages")
-                continue
-            passages.update({r.line: hits for r, hits in zip(selected, found)})
-
-    with session_scope(settings) as session:
-        stored = session.execute(select(Feedback.kb, Feedback.question, Feedback.answer, Feedback.rating,
-                                        Feedback.corrected_answer, Feedback.given_by, Feedback.comment)).all()
-        seen = {tuple(v or "" for v in row) for row in stored}
-        for row in rows:
-            key = _fingerprint(row.values)
-            if key in seen:
-                report.duplicates += 1
-                continue
-            seen.add(key)
-            values = dict(row.values)
-            hits = passages.get(row.line)
-            add_feedback(values.pop("rating"), passages=hits, source=f"import:{path.name}", settings=settings,
-                         session=session, **values)
-            report.added += 1
-            report.corrections += bool(values["corrected_answer"])
-            report.with_passages += hits is not None
-    return report
-
-
-# --- reading -------------------------------------------------------------------------------------
+def _statuses(review_status: str | Sequence[str] | None) -> list[str] | None:
+    statuses = [review_status] if isinstance(review_status, str) else (list(review_status) if review_status else None)
+    for status in statuses or []:
+        if status not in REVIEW_STATUSES:
+            raise ValueError(f"review status {status!r} is not one of {', '.join(REVIEW_STATUSES)}")
+    return statuses
 
 
 def list_feedback(settings: Settings, kb: str | None = None, after_id: int | None = None,
-                  only_corrections: bool = False, limit: int | None = None) -> list[Feedback]:
-    """Stored feedback, oldest first; ``after_id`` keeps what came in after a training snapshot."""
+                  only_corrections: bool = False, limit: int | None = None,
+                  review_status: str | Sequence[str] | None = None) -> list[Feedback]:
+    """Stored feedback, oldest first; ``after_id`` keeps what came in after a training snapshot.
+
+    ``review_status`` ("approved" for training, "pending" for the review queue) keeps those only;
+    None keeps every status.
+    """
     query = select(Feedback).order_by(Feedback.id)
     if kb is not None:
         query = query.where(Feedback.kb == kb)
@@ -299,19 +242,47 @@ def list_feedback(settings: Settings, kb: str | None = None, after_id: int | Non
         query = query.where(Feedback.id > after_id)
     if only_corrections:
         query = query.where(Feedback.corrected_answer.is_not(None))
+    if (statuses := _statuses(review_status)) is not None:
+        query = query.where(Feedback.review_status.in_(statuses))
     if limit is not None:
         query = query.limit(limit)
     with session_scope(settings) as session:
         return list(session.scalars(query).all())
 
 
-def count_feedback(settings: Settings, after_id: int | None = None) -> int:
-    """How many ratings are stored (after ``after_id``, when given)."""
+def count_feedback(settings: Settings, after_id: int | None = None, review_status: str | Sequence[str] | None = None,
+                   reviewed_after: datetime | None = None) -> int:
+    """How many ratings are stored (after ``after_id``, when given), of ``review_status`` (None: any).
+
+    With ``reviewed_after``, a rating at or below ``after_id`` that was reviewed after that moment
+    counts too: approved after a snapshot was exported, it is new to training although its id is old.
+    """
     query = select(func.count(Feedback.id))
     if after_id is not None:
-        query = query.where(Feedback.id > after_id)
+        newer = Feedback.id > after_id
+        query = query.where(or_(newer, Feedback.reviewed_at > reviewed_after) if reviewed_after is not None else newer)
+    if (statuses := _statuses(review_status)) is not None:
+        query = query.where(Feedback.review_status.in_(statuses))
     with session_scope(settings) as session:
         return int(session.scalar(query) or 0)
+
+
+def review_feedback(settings: Settings, feedback_id: int, approve: bool, by: Caller) -> Feedback:
+    """Approve a rating for training and evaluation, or reject it; staff of its knowledge base only, audited.
+
+    A decision can be changed later (rejecting an approved rating keeps it out of the next export).
+    """
+    with session_scope(settings) as session:
+        row = session.get(Feedback, feedback_id)
+        if row is None:
+            raise ValueError(f"feedback {feedback_id} does not exist; `helpmate feedback list --pending` shows the ids awaiting review")
+        by.check_staff(row.kb, "reviewing feedback")
+        previous, row.review_status = row.review_status, "approved" if approve else "rejected"
+        row.reviewed_by, row.reviewed_at = by.name, datetime.now(timezone.utc)
+        session.flush()
+    audit(settings, by, f"feedback.{'approve' if approve else 'reject'}", f"feedback {feedback_id}",
+          {"kb": row.kb, "given_by": row.given_by, "previous": previous})
+    return row
 
 
 def get_feedback(feedback_id: int, settings: Settings) -> Feedback:

@@ -1,4 +1,4 @@
-"""The feedback store and verified answers, on SQLite and PostgreSQL, with the real embedding model."""
+"""The feedback store, its review rules and verified answers, on SQLite and PostgreSQL, with the real embedding model."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from typer.testing import CliRunner
 
+from assistant.access import AccessDenied, Caller, audit_log
 from assistant.database import session_scope
 from assistant.database.models import Chunk, Conversation, Document, Feedback, KnowledgeBase, Message
-from assistant.conversations.feedback import add_feedback, count_feedback, import_feedback, label_of, list_feedback, normalise_rating
+from assistant.conversations.feedback import (TooMuchFeedback, add_feedback, count_feedback, label_of, list_feedback,
+                                              normalise_rating, review_feedback)
+from assistant.conversations.feedback_import import import_feedback
 from assistant.answering.verified_answers import approve, approve_feedback, list_verified, lookup
 
 CSV = (
@@ -103,6 +106,126 @@ def test_feedback_on_a_stored_message_takes_its_question_passages_and_model(db_s
     with session_scope(db_settings) as session:
         kept = session.get(Feedback, row.id)
         assert kept.message_id is None and kept.question == "How much is express?"
+
+
+def _answers(settings, kb: str, count: int) -> tuple[int, list[int]]:
+    """A chat conversation in ``kb`` with ``count`` question-and-answer turns: its id and the answers' message ids."""
+    now = datetime.now(timezone.utc)
+    with session_scope(settings) as session:
+        conversation = Conversation(channel="chat", kb=kb, started_at=now)
+        session.add(conversation)
+        session.flush()
+        answers = []
+        for turn in range(count):
+            session.add(Message(conversation_id=conversation.id, role="customer", text=f"Question {turn}?",
+                                created_at=now + timedelta(seconds=2 * turn)))
+            answer = Message(conversation_id=conversation.id, role="assistant", text=f"Answer {turn}.",
+                             created_at=now + timedelta(seconds=2 * turn + 1))
+            session.add(answer)
+            session.flush()
+            answers.append(answer.id)
+        return conversation.id, answers
+
+
+def test_customer_feedback_waits_for_review_by_staff_of_its_knowledge_base(db_settings):
+    mine, (answer,) = _answers(db_settings, "shop", 1)
+    _, (theirs,) = _answers(db_settings, "shop", 1)
+    customer = Caller.customer(db_settings, mine)
+    suggestion = add_feedback("down", message_id=answer, corrected_answer="Express costs 14.90 EUR.", given_by="customer",
+                              caller=customer, settings=db_settings)
+    assert (suggestion.review_status, suggestion.reviewed_by, suggestion.question) == ("pending", None, "Question 0?")
+    with pytest.raises(AccessDenied, match="your own conversation"):
+        add_feedback("up", message_id=theirs, caller=customer, settings=db_settings)
+    with pytest.raises(AccessDenied, match="not an agent's"):
+        add_feedback("up", message_id=answer, given_by="agent", caller=customer, settings=db_settings)
+    with pytest.raises(AccessDenied, match="give the rated message"):
+        add_feedback("up", question="Q?", answer="A.", caller=customer, settings=db_settings)
+    # Without a caller, customer feedback is pending too; staff feedback is approved as it is stored.
+    anonymous = add_feedback("up", question="Q?", answer="A.", kb="shop", settings=db_settings)
+    agent = add_feedback("down", question="Q?", answer="A.", kb="shop", corrected_answer="B.", given_by="agent", settings=db_settings)
+    entered = add_feedback("up", question="Q2?", answer="A2.", kb="shop", caller=Caller.staff("admin", "cli"), settings=db_settings)
+    assert [r.review_status for r in (anonymous, agent, entered)] == ["pending", "approved", "approved"]
+    assert [r.id for r in list_feedback(db_settings, review_status="pending")] == [suggestion.id, anonymous.id]
+    assert count_feedback(db_settings, review_status="approved") == 2 and count_feedback(db_settings) == 4
+    with pytest.raises(ValueError, match="not one of pending, approved, rejected"):
+        list_feedback(db_settings, review_status="maybe")
+
+    with pytest.raises(AccessDenied, match="for our team only"):
+        review_feedback(db_settings, suggestion.id, approve=True, by=customer)
+    with pytest.raises(AccessDenied, match=r"you may see \(other\)"):
+        review_feedback(db_settings, suggestion.id, approve=True, by=Caller.staff("operator", "olivia", ["other"]))
+    with pytest.raises(ValueError, match="feedback list --pending"):
+        review_feedback(db_settings, 10_000, approve=True, by=Caller.staff("admin", "adam"))
+    before = datetime.now(timezone.utc)
+    approved = review_feedback(db_settings, suggestion.id, approve=True, by=Caller.staff("operator", "olivia", ["shop"]))
+    assert (approved.review_status, approved.reviewed_by) == ("approved", "olivia") and approved.reviewed_at >= before
+    review_feedback(db_settings, anonymous.id, approve=False, by=Caller.staff("admin", "adam"))
+    assert list_feedback(db_settings, review_status="pending") == []
+    assert [r.id for r in list_feedback(db_settings, review_status=("approved",))] == [suggestion.id, agent.id, entered.id]
+    entries = audit_log(db_settings)
+    assert [(e.actor, e.action, e.target, e.detail["previous"]) for e in entries] == [
+        ("adam", "feedback.reject", f"feedback {anonymous.id}", "pending"),
+        ("olivia", "feedback.approve", f"feedback {suggestion.id}", "pending")]
+    # Approved after a snapshot that held ids up to `entered`: new to training all the same.
+    assert count_feedback(db_settings, after_id=entered.id, review_status="approved") == 0
+    assert count_feedback(db_settings, after_id=entered.id, review_status="approved", reviewed_after=before) == 1
+
+
+def test_a_conversation_may_send_only_so_many_ratings_and_suggestions(db_settings):
+    settings = db_settings.model_copy(update={"feedback_suggestions_per_conversation": 2})
+    conversation, answers = _answers(settings, "shop", 3)
+    customer = Caller.customer(settings, conversation)
+    add_feedback("up", message_id=answers[0], caller=customer, settings=settings)
+    add_feedback("down", message_id=answers[1], corrected_answer="Better.", caller=customer, settings=settings)
+    with pytest.raises(TooMuchFeedback, match="this conversation has already sent 2 suggestions"):
+        add_feedback("down", message_id=answers[2], corrected_answer="Spam.", caller=customer, settings=settings)
+    assert isinstance(TooMuchFeedback("x"), ValueError)
+    # An agent's correction in the same conversation is not the customer's to count; another conversation has its own.
+    add_feedback("down", message_id=answers[2], corrected_answer="Right.", given_by="agent", settings=settings)
+    other, (answer,) = _answers(settings, "shop", 1)
+    add_feedback("up", message_id=answer, caller=Caller.customer(settings, other), settings=settings)
+    assert count_feedback(settings, review_status="pending") == 3 and count_feedback(settings) == 4
+
+
+def test_reviewing_from_the_cli(settings, embedder, tmp_path):
+    import typer
+
+    from assistant.cli.feedback import feedback_app
+
+    app = typer.Typer()
+    app.add_typer(feedback_app, name="feedback")
+    app.command("noop")(lambda: None)
+    runner = CliRunner()
+    suggestion = add_feedback("down", question="Do gift cards expire?", answer="After 1 year.", kb="shop",
+                              corrected_answer="Gift cards are valid for 3 years.", settings=settings)
+    thumb = add_feedback("down", question="Is shipping free?", answer="No.", kb="shop", settings=settings)
+    listed = runner.invoke(app, ["feedback", "list", "--pending"])
+    assert listed.exit_code == 0 and "pending" in listed.output and "Do gift cards expire?" in listed.output
+
+    result = runner.invoke(app, ["feedback", "approve", str(thumb.id), "--by", "ana"])  # nothing to verify
+    assert result.exit_code == 1 and "--no-verify" in result.output
+    assert list_feedback(settings, review_status="pending")[-1].id == thumb.id, "a failed approval changes nothing"
+    result = runner.invoke(app, ["feedback", "approve", str(thumb.id), "--by", "ana", "--no-verify"])
+    assert result.exit_code == 0 and "approved for training by ana" in result.output and "verified" not in result.output
+    assert list_verified("shop", settings) == []
+    result = runner.invoke(app, ["feedback", "reject", str(suggestion.id), "--by", "ben"])
+    assert result.exit_code == 0 and "rejected by ben" in result.output
+    assert runner.invoke(app, ["feedback", "list", "--pending"]).output.strip() == "no feedback awaits review"
+    result = runner.invoke(app, ["feedback", "approve", str(suggestion.id), "--by", "ana"])  # changes her mind
+    assert result.exit_code == 0 and "verified answer" in result.output
+    assert lookup("shop", "Do gift cards expire?", settings, embedder).answer == "Gift cards are valid for 3 years."
+    assert [(r.id, r.review_status, r.reviewed_by) for r in list_feedback(settings)] == [
+        (suggestion.id, "approved", "ana"), (thumb.id, "approved", "ana")]
+    assert [(e.actor, e.role, e.action) for e in audit_log(settings)][0] == ("ana", "admin", "feedback.approve")
+
+    # What the CLI stores is staff feedback; an import is approved unless --review holds its customer rows.
+    added = runner.invoke(app, ["feedback", "add", "up", "--question", "Q?", "--answer", "A.", "--given-by", "customer"])
+    assert added.exit_code == 0 and list_feedback(settings)[-1].review_status == "approved"
+    path = tmp_path / "f.csv"
+    path.write_text("question,answer,rating,given_by\nQ1?,A1.,up,customer\nQ2?,A2.,up,agent\n")
+    result = runner.invoke(app, ["feedback", "import", str(path), "--kb", "shop", "--no-retrieve", "--review"])
+    assert result.exit_code == 0 and "1 customer rows await review" in result.output
+    assert [(r.question, r.review_status) for r in list_feedback(settings)[-2:]] == [("Q1?", "pending"), ("Q2?", "approved")]
 
 
 def test_verified_answer_matches_paraphrases_only_in_its_kb(db_settings, embedder):
