@@ -111,14 +111,25 @@ def request_person(settings: Settings, conversation_id: int, reason: str = HANDO
 
 
 def give_feedback(settings: Settings, message_id: int, rating: str, corrected_answer: str | None = None,
-                  comment: str | None = None) -> int:
+                  comment: str | None = None, caller: Caller | None = None) -> int:
     """Store a customer's thumbs (``up``/``down``) or better answer for an assistant message through
-    the feedback store (which copies the question, passages and model version); returns its id."""
+    the feedback store (which copies the question, passages and model version); returns its id.
+
+    ``caller`` is the chat session's customer (``Caller.customer``): the store refuses a message of
+    another conversation (AccessDenied) and feedback beyond the conversation's limit
+    (``TooMuchFeedback``), and keeps the feedback pending until an operator reviews it. Without one,
+    the customer is taken to be the rated message's own (the limit and the review still apply).
+    """
+    from assistant.access import Caller
     from assistant.conversations.feedback import add_feedback
+    from assistant.database.models import Message
 
     with session_scope(settings) as session:
+        if caller is None:
+            message = session.get(Message, message_id)
+            caller = Caller.customer(settings, message.conversation_id if message else None)
         feedback = add_feedback(rating, message_id=message_id, corrected_answer=corrected_answer, comment=comment,
-                                given_by="customer", source="ui", settings=settings, session=session)
+                                given_by="customer", source="ui", caller=caller, settings=settings, session=session)
         return feedback.id
 
 
