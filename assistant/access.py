@@ -17,7 +17,7 @@ the data holds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Literal, get_args
 
 from sqlalchemy import select
@@ -64,6 +64,14 @@ class Caller:
             raise ValueError("use Caller.customer for customers")
         limited = None if role == "admin" or knowledge_bases is None else frozenset(knowledge_bases)
         return cls(role, name, None, limited, client)
+
+    def in_conversation(self, conversation_id: int) -> Caller:
+        """This customer bound to the conversation they just started (staff are not bound to one)."""
+        if self.role != "customer":
+            return self
+        if self.conversation_id not in (None, conversation_id):
+            raise AccessDenied("you can only do that in your own conversation")
+        return replace(self, conversation_id=conversation_id)
 
     @property
     def is_staff(self) -> bool:

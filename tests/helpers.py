@@ -75,6 +75,7 @@ def make_helpcenter(root: Path) -> Path:
 def ingested_helpcenter(root: Path, embedder) -> Iterator[tuple[Settings, Path]]:
     """``make_helpcenter`` ingested as knowledge base "help" in a fresh SQLite data directory under
     ``root``, with the local model backend; yields (settings, help-center folder)."""
+    from assistant.access import Caller, set_visibility
     from assistant.config import get_settings
     from assistant.database import dispose_engines
     from ingest.pipeline import Ingestor
@@ -87,6 +88,7 @@ def ingested_helpcenter(root: Path, embedder) -> Iterator[tuple[Settings, Path]]
         settings = get_settings()
         folder = make_helpcenter(root / "kb")
         Ingestor("help", settings, embedder, show_progress=False).run([folder])
+        set_visibility(settings, "help", "public", Caller.staff("admin", "test"))  # a help center: offered to customers
         yield settings, folder
         dispose_engines()
         get_settings.cache_clear()

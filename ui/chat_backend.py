@@ -4,6 +4,10 @@ to a person. Kept apart from the page so it is tested and benchmarked directly.
 A turn goes through the support agent (``assistant.agent.SupportAgent``): it stores the
 customer's and the assistant's messages (with sentiment, answer kind and tool trace) and may open
 a ticket itself. The page gets ``Token`` events while the model writes, then one ``Reply``.
+
+The visitor is an anonymous customer (``Caller.customer``) bound to the conversation their session
+started, on a public knowledge base; every call here takes that caller, and the agent's tools
+check it again.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+from assistant.access import Caller, public_knowledge_bases
 from assistant.config import Settings
 from assistant.database import session_scope
 
@@ -48,12 +53,19 @@ def _citation_dict(citation: Any) -> dict[str, Any]:
     return {key: getattr(citation, key, None) for key in ("number", "chunk_id", "source", "title", "section", "page", "text")}
 
 
-def start_chat(settings: Settings, kb: str) -> int:
-    """A new chat conversation's id."""
+def start_chat(settings: Settings, kb: str, client: str | None = None) -> Caller:
+    """A new chat conversation on the public knowledge base ``kb``, and its customer, bound to it."""
     from assistant.conversations.store import start_conversation
 
+    caller = Caller.customer(settings, None, client)
+    caller.check_kb(kb)
     with session_scope(settings) as session:
-        return start_conversation(session, CHANNEL, kb=kb).id
+        return caller.in_conversation(start_conversation(session, CHANNEL, kb=kb).id)
+
+
+def customer(settings: Settings, conversation_id: int, client: str | None = None) -> Caller:
+    """The customer of a conversation this session started, with today's public knowledge bases."""
+    return Caller.customer(settings, conversation_id, client)
 
 
 class ChatBackend:
@@ -76,16 +88,17 @@ class ChatBackend:
             pass
         self.agent.assistant.model.generate([{"role": "user", "content": "Hello"}], GenerationOptions(max_tokens=1))
 
-    def ask(self, conversation_id: int, text: str) -> Iterator[Token | Reply]:
-        """Answer ``text`` in the conversation (from its knowledge base) and store both messages:
-        ``Token`` events, then one ``Reply``. Raises ModelUnavailableError when the model cannot
-        be reached; the customer's message is stored all the same, so the operators see it."""
+    def ask(self, caller: Caller, text: str) -> Iterator[Token | Reply]:
+        """Answer ``text`` in the caller's conversation (from its knowledge base) and store both
+        messages: ``Token`` events, then one ``Reply``. Raises ModelUnavailableError when the model
+        cannot be reached; the customer's message is stored all the same, so the operators see it."""
         from assistant.agent import AgentFinal
         from assistant.answering.assistant import TokenEvent
 
         started = time.perf_counter()
         first_token_ms = None
-        for event in self.agent.stream(conversation_id, text):
+        assert caller.conversation_id is not None, "start_chat gives the customer their conversation"
+        for event in self.agent.stream(caller.conversation_id, text, caller=caller):
             if isinstance(event, TokenEvent):
                 if first_token_ms is None:
                     first_token_ms = (time.perf_counter() - started) * 1000
@@ -101,12 +114,13 @@ class ChatBackend:
         raise RuntimeError("the support agent's stream ended without a reply")
 
 
-def request_person(settings: Settings, conversation_id: int, reason: str = HANDOVER_REASON) -> tuple[int, bool]:
-    """Open (or reuse) the conversation's ticket for a person; returns (ticket id, newly created)."""
+def request_person(settings: Settings, caller: Caller, reason: str = HANDOVER_REASON) -> tuple[int, bool]:
+    """Open (or reuse) the ticket of the caller's conversation; returns (ticket id, newly created)."""
     from assistant.conversations.tickets import create_ticket
 
+    assert caller.conversation_id is not None, "start_chat gives the customer their conversation"
     with session_scope(settings) as session:
-        ticket, created = create_ticket(session, conversation_id, reason, priority="normal")
+        ticket, created = create_ticket(session, caller.conversation_id, reason, priority="normal")
         return ticket.id, created
 
 
@@ -133,23 +147,23 @@ def give_feedback(settings: Settings, message_id: int, rating: str, corrected_an
         return feedback.id
 
 
+def document_name(citation: dict[str, Any]) -> str:
+    """The cited document's file name (``policy.md``): customers never see where it lies on the server."""
+    source = str(citation.get("source") or "").replace("\\", "/").rstrip("/")
+    return source.rsplit("/", 1)[-1] or "document"
+
+
 def citation_label(citation: dict[str, Any]) -> str:
-    """``[1] Returns policy > Return window — policy.md, page 2`` (the full source is in the expander)."""
+    """``[1] Returns policy > Return window — policy.md, page 2``: the document's name, never its path."""
     title, section = citation.get("title"), citation.get("section")
     if title and section and section.startswith(title):
         title = None  # the section path already starts with the document title
     heading = " > ".join(part for part in (title, section) if part)
-    source = str(citation.get("source") or "")
-    name = source.rsplit("/", 1)[-1] or source
+    name = document_name(citation)
     page = f", page {citation['page']}" if citation.get("page") else ""
     return f"[{citation.get('number')}] {heading or name} — {name}{page}"
 
 
 def knowledge_bases(settings: Settings) -> list[str]:
-    """The names of the knowledge bases that have been ingested."""
-    from sqlalchemy import select
-
-    from assistant.database.models import KnowledgeBase
-
-    with session_scope(settings) as session:
-        return list(session.scalars(select(KnowledgeBase.name).order_by(KnowledgeBase.name)))
+    """The knowledge bases the chat offers: the public ones (an admin publishes them)."""
+    return public_knowledge_bases(settings)

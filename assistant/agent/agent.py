@@ -2,7 +2,9 @@
 
 customer message → stored with its sentiment → router → tool (ticket, report, conversation) or
 grounded answer → escalation policy → reply stored with its trace. The router decides the common
-cases without the model. Questions for the knowledge base go to ``Assistant`` (retrieval,
+cases without the model. Every turn has a ``Caller`` (``assistant.access``): the tools are bound
+to it and check it themselves, and a customer's request for a report or a conversation is
+answered as an ordinary question, never with operators' data. Questions for the knowledge base go to ``Assistant`` (retrieval,
 generation, support check, citations) or, when ``HELPMATE_AGENT_MODEL_TOOLS`` is on and the
 backend is vLLM, to a LangGraph loop in which the served model calls the tools itself
 (``model_loop``); its answer is checked against the passages it found like any other.
@@ -15,11 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
+from langchain_core.tools import BaseTool
 from sqlalchemy import select
 
+from assistant.access import AccessDenied, Caller
 from assistant.agent import escalation
 from assistant.agent.router import Route, Router
-from assistant.agent.tools import OPERATOR_TOOLS, ToolContext, build_tools
+from assistant.agent.tools import OPERATOR_TOOLS, ToolContext, build_tools, load_extra_tools
 from assistant.agent.turn import Turn
 from assistant.answering.assistant import Answer, Assistant, Citation, FinalEvent, TokenEvent
 from assistant.config import Settings, get_settings
@@ -31,6 +35,7 @@ TICKET_FAILED_TEXT = ("I'm sorry, I could not reach our team's queue just now. P
                       "or write to us by e-mail; your conversation is saved.")
 ALREADY_WITH_TEAM_TEXT = "A member of our team already has your conversation (ticket #{ticket}); they will get back to you here."
 TOOL_FAILED_TEXT = "I'm sorry, I could not look that up just now ({error}). Please try again in a moment."
+NOT_ALLOWED_TEXT = "I'm sorry, I can't show that: {reason}."
 
 
 @dataclass
@@ -38,7 +43,7 @@ class AgentReply:
     """What the customer (or operator) sees, and everything stored with it."""
 
     text: str
-    kind: str  # generated | extractive | refusal | verified (answers) | escalation | report | conversation | error
+    kind: str  # generated | extractive | refusal | verified (answers) | escalation | report | conversation | declined | error
     citations: list[Citation]
     ticket: dict[str, Any] | None
     trace: dict[str, Any]
@@ -71,29 +76,43 @@ class SupportAgent:
         self.settings = settings or get_settings()
         self.assistant = assistant or Assistant(self.settings)
         self.router = Router(self.assistant.retriever.embedder)
-        self.tools = build_tools(ToolContext(self.settings, self.assistant.retriever, now=now))
+        self._tool_context = ToolContext(self.settings, self.assistant.retriever, now=now)
+        self._extra_tools = load_extra_tools(self.settings.agent_extra_tools, self.settings)
         self.now = now
 
-    def start(self, channel: str = "chat", kb: str = "default", customer_id: str | None = None) -> int:
-        """A new conversation's id."""
+    def tools(self, caller: Caller) -> dict[str, BaseTool]:
+        """The tools of a turn, bound to its caller (binding is cheap; the team's own tools load once)."""
+        return build_tools(self._tool_context, caller, self._extra_tools)
+
+    def start(self, channel: str = "chat", kb: str = "default", customer_id: str | None = None, *, caller: Caller) -> int:
+        """A new conversation's id; a customer may start one on a public knowledge base only.
+
+        A customer's caller is then bound to it: ``caller.in_conversation(conversation_id)``.
+        """
+        caller.check_kb(kb)
         with session_scope(self.settings) as session:
             return start_conversation(session, channel, kb=kb, customer_id=customer_id).id
 
-    def respond(self, conversation_id: int, text: str) -> AgentReply:
+    def respond(self, conversation_id: int, text: str, *, caller: Caller) -> AgentReply:
         """The stored reply to one customer message."""
-        for event in self.stream(conversation_id, text):
+        for event in self.stream(conversation_id, text, caller=caller):
             if isinstance(event, AgentFinal):
                 return event.reply
         raise RuntimeError("the agent's stream ended without a reply")
 
-    def stream(self, conversation_id: int, text: str) -> Iterator[TokenEvent | AgentFinal]:
+    def stream(self, conversation_id: int, text: str, *, caller: Caller) -> Iterator[TokenEvent | AgentFinal]:
         """Token events while a model writes an answer, then one ``AgentFinal``.
 
         A model server that is down raises ``ModelUnavailableError`` after the customer's message
-        is stored, so nothing the customer wrote is lost.
+        is stored, so nothing the customer wrote is lost. A customer writing into another
+        conversation than their own gets ``AccessDenied`` before anything is stored.
         """
-        turn = self._receive(conversation_id, text)
+        if caller.role == "customer" and caller.conversation_id != conversation_id:
+            raise AccessDenied("you can only write in your own conversation")
+        turn = self._receive(conversation_id, text, caller)
         route = self.router.route(text)
+        if route.intent in ("report", "conversation") and not caller.is_staff:
+            route = Route("question", reason=f"{route.reason}, which is for our team: answered as a question")
         turn.trace.route = f"{route.intent}: {route.reason}"
         answer: Answer | None = None
         replaced = False
@@ -124,22 +143,23 @@ class SupportAgent:
 
     # --- steps --------------------------------------------------------------------------------
 
-    def _receive(self, conversation_id: int, text: str) -> Turn:
+    def _receive(self, conversation_id: int, text: str, caller: Caller) -> Turn:
         started = time.perf_counter()
         with session_scope(self.settings) as session:
             conversation = session.get(Conversation, conversation_id)
             if conversation is None:
                 raise ValueError(f"there is no conversation {conversation_id}; start one first")
+            caller.check_kb(conversation.kb or "default")
             earlier = session.scalars(select(Message).where(Message.conversation_id == conversation_id)
                                       .order_by(Message.created_at, Message.id)).all()
             history = [("user" if m.role == "customer" else "assistant", m.text) for m in earlier]
             message = add_message(session, conversation, "customer", text, settings=self.settings,
                                   created_at=self.now() if self.now else None)
             return Turn(conversation_id, conversation.kb or "default", history, message.id,
-                         (message.sentiment_label, message.sentiment_score), started)
+                        (message.sentiment_label, message.sentiment_score), started, caller, self.tools(caller))
 
     def _open_ticket(self, turn: Turn, reason: str, priority: str, by: str) -> tuple[dict[str, Any] | None, str]:
-        result, error = turn.trace.call(self.tools["create_ticket"], {"conversation_id": turn.conversation_id,
+        result, error = turn.trace.call(turn.tools["create_ticket"], {"conversation_id": turn.conversation_id,
                                                                      "reason": reason, "priority": priority}, by)  # type: ignore[arg-type]
         if error:
             return None, TICKET_FAILED_TEXT
@@ -148,9 +168,9 @@ class SupportAgent:
 
     def _report(self, turn: Turn, route: Route, text: str) -> tuple[str, str]:
         if route.intent == "conversation":
-            result, error = turn.trace.call(self.tools["get_conversation"], route.arguments, "router")
+            result, error = turn.trace.call(turn.tools["get_conversation"], route.arguments, "router")
             if error:
-                return TOOL_FAILED_TEXT.format(error=error), "error"
+                return _tool_failed(error)
             lines = [f"Conversation #{result['id']} ({result['channel']}, started {result['started_at'][:16]}):"]
             lines += [f"- {m['role']}" + (f" [{m['sentiment']} {m['score']:+.2f}]" if m["sentiment"] else "") + f": {m['text']}"
                       for m in result["messages"]]
@@ -160,18 +180,20 @@ class SupportAgent:
         now = self.now() if self.now else datetime.now(timezone.utc)
         with session_scope(self.settings) as session:
             request = plan_report(text, session, now)
-        arguments = {"period": request.period, "group_by": request.group_by, "kb": request.kb,
+        # An operator limited to some knowledge bases gets the report of this conversation's one.
+        kb = request.kb or (turn.kb if turn.caller.knowledge_bases is not None else None)
+        arguments = {"period": request.period, "group_by": request.group_by, "kb": kb,
                      "channel": request.channel, "limit": request.limit}
-        result, error = turn.trace.call(self.tools["sentiment_report"], arguments, "router")
+        result, error = turn.trace.call(turn.tools["sentiment_report"], arguments, "router")
         if error:
-            return TOOL_FAILED_TEXT.format(error=error), "error"
+            return _tool_failed(error)
         return result["summary"], "report"
 
     def _answer(self, turn: Turn, text: str) -> Iterator[TokenEvent | FinalEvent]:
         if self.settings.agent_model_tools != "off" and self.settings.llm_backend == "vllm":
             from assistant.agent.model_loop import answer_with_tools
 
-            customer_tools = {name: tool for name, tool in self.tools.items() if name not in OPERATOR_TOOLS}
+            customer_tools = {name: tool for name, tool in turn.tools.items() if name not in OPERATOR_TOOLS}
             yield FinalEvent(*answer_with_tools(self.settings, self.assistant.model, self.assistant.grounder,
                                                 customer_tools, turn, text))
             return
@@ -208,3 +230,11 @@ class SupportAgent:
             message_id = message.id
         return AgentReply(text, kind, answer.citations if answer else [], ticket, trace, turn.conversation_id, message_id,
                           turn.customer_message_id, turn.sentiment, answer.model if answer else None, latency_ms, answer)
+
+
+def _tool_failed(error: str) -> tuple[str, str]:
+    """The reply when the router's tool failed: a refusal for what the caller may not see, else an apology."""
+    denied = f"{AccessDenied.__name__}: "
+    if error.startswith(denied):
+        return NOT_ALLOWED_TEXT.format(reason=error[len(denied):]), "declined"
+    return TOOL_FAILED_TEXT.format(error=error), "error"

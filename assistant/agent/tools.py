@@ -2,7 +2,11 @@
 
 Each tool is a plain function of typed arguments that returns JSON-ready data, so the router calls
 it directly and a model calls it through LangChain's tool interface with the same schema. Tools
-share a ``ToolContext`` (settings, one retriever) bound when the agent builds them.
+share a ``ToolContext`` (settings, one retriever) and get the turn's ``Caller``, bound when the
+agent builds them for a turn. Each tool checks the caller itself, whoever called it (the router,
+the escalation policy or the model): customers search the public knowledge bases and open a ticket
+on their own conversation, nothing else; reports and transcripts need an operator with access to
+that knowledge base.
 
 A team adds its own tools, such as an order-status lookup over HTTP, by pointing
 ``HELPMATE_AGENT_EXTRA_TOOLS`` at ``module:attribute`` entries: a LangChain ``BaseTool``, a typed
@@ -21,6 +25,7 @@ from typing import Any, Callable, Literal
 
 from langchain_core.tools import BaseTool, StructuredTool
 
+from assistant.access import AccessDenied, Caller
 from assistant.config import Settings
 from assistant.database import session_scope
 from assistant.database.models import Conversation
@@ -47,16 +52,18 @@ class ToolContext:
     cache: dict[str, Any] = field(default_factory=dict)
 
 
-def search_knowledge_base(ctx: ToolContext, query: str, kb: str | None = None, k: int = 4) -> list[dict[str, Any]]:
+def search_knowledge_base(ctx: ToolContext, caller: Caller, query: str, kb: str | None = None, k: int = 4) -> list[dict[str, Any]]:
     """Passages of the knowledge base that best match the query, best first, numbered for citing."""
     if not query.strip():
         raise ValueError("the search query is empty")
-    hits = ctx.retriever.search(query, kb or ctx.default_kb, k=max(1, min(k, 10)), mode="hybrid")
+    kb = kb or ctx.default_kb
+    caller.check_kb(kb)
+    hits = ctx.retriever.search(query, kb, k=max(1, min(k, 10)), mode="hybrid")
     return [{"number": n, "chunk_id": h.chunk_id, "document_id": h.document_id, "source": h.source, "title": h.title, "section": h.section,
              "page": h.page, "score": round(h.score, 4), "text": h.text} for n, h in enumerate(hits, start=1)]
 
 
-def sentiment_report(ctx: ToolContext, period: str = "the past 7 days", group_by: GroupBy | None = "day",
+def sentiment_report(ctx: ToolContext, caller: Caller, period: str = "the past 7 days", group_by: GroupBy | None = "day",
                      kb: str | None = None, channel: str | None = None, limit: int = 5) -> dict[str, Any]:
     """Customer sentiment from the database: messages per class, share negative, mean score, with a written summary.
 
@@ -64,6 +71,7 @@ def sentiment_report(ctx: ToolContext, period: str = "the past 7 days", group_by
     "from 2026-11-01 to 2026-11-15"); ``group_by`` one of hour, day, week, channel, kb, topic,
     or conversation (the ``limit`` most negative conversations); none for one overall line.
     """
+    caller.check_staff(kb, "a sentiment report")
     now = ctx.now() if ctx.now else datetime.now(timezone.utc)
     start, end, words = parse_period(period, now)
     with session_scope(ctx.settings) as session:
@@ -73,20 +81,27 @@ def sentiment_report(ctx: ToolContext, period: str = "the past 7 days", group_by
             "rows": [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()} for row in report.rows]}
 
 
-def get_conversation(ctx: ToolContext, conversation_id: int) -> dict[str, Any]:
+def get_conversation(ctx: ToolContext, caller: Caller, conversation_id: int) -> dict[str, Any]:
     """A conversation's channel, knowledge base and transcript with each message's sentiment."""
+    if not caller.is_staff:
+        raise AccessDenied("conversation transcripts are for our team only")
     with session_scope(ctx.settings) as session:
         conversation = session.get(Conversation, conversation_id)
-        if conversation is None:
-            raise ValueError(f"there is no conversation {conversation_id}")
+        # One answer for "missing" and "on a knowledge base you may not see", so ids cannot be probed.
+        if conversation is None or not caller.may_use_kb(conversation.kb):
+            raise ValueError(f"there is no conversation {conversation_id} you may see")
         return {"id": conversation.id, "external_id": conversation.external_id, "channel": conversation.channel,
                 "kb": conversation.kb, "started_at": conversation.started_at.isoformat(),
                 "messages": transcript(session, conversation.id)}
 
 
-def create_ticket(ctx: ToolContext, conversation_id: int, reason: str, priority: Priority = "normal") -> dict[str, Any]:
+def create_ticket(ctx: ToolContext, caller: Caller, conversation_id: int, reason: str, priority: Priority = "normal") -> dict[str, Any]:
     """Hand the conversation over to a person: opens a ticket with the transcript (or returns the open one)."""
     with session_scope(ctx.settings) as session:
+        conversation = session.get(Conversation, conversation_id)
+        if conversation is None:
+            raise ValueError(f"there is no conversation {conversation_id}")
+        caller.check_conversation(conversation_id, conversation.kb)
         ticket, created = open_ticket_row(session, conversation_id, reason, priority)
         return {**ticket_dict(ticket), "created": created}
 
@@ -99,15 +114,15 @@ _BUILTINS: dict[str, Callable[..., Any]] = {
 }
 
 
-def _bind(ctx: ToolContext, function: Callable[..., Any]) -> BaseTool:
-    """The function as a LangChain tool whose schema leaves out the context argument."""
+def _bind(ctx: ToolContext, caller: Caller, function: Callable[..., Any]) -> BaseTool:
+    """The function as a LangChain tool whose schema leaves out the context and caller arguments."""
     signature = inspect.signature(function)
     hints = typing.get_type_hints(function)
 
     def bound(**kwargs: Any) -> Any:
-        return function(ctx, **kwargs)
+        return function(ctx, caller, **kwargs)
 
-    parameters = [p.replace(annotation=hints[p.name]) for p in list(signature.parameters.values())[1:]]
+    parameters = [p.replace(annotation=hints[p.name]) for p in list(signature.parameters.values())[2:]]
     bound.__signature__ = signature.replace(parameters=parameters, return_annotation=hints["return"])  # type: ignore[attr-defined]
     bound.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": hints["return"]}
     bound.__name__, bound.__doc__ = function.__name__, function.__doc__
@@ -143,10 +158,11 @@ def tool_factory(function: Callable[[Settings], Any]) -> Callable[[Settings], An
     return function
 
 
-def build_tools(ctx: ToolContext) -> dict[str, BaseTool]:
-    """The built-in tools bound to ``ctx`` plus the team's own, by name."""
-    tools = {name: _bind(ctx, function) for name, function in _BUILTINS.items()}
-    for tool in load_extra_tools(ctx.settings.agent_extra_tools, ctx.settings):
+def build_tools(ctx: ToolContext, caller: Caller, extra: list[BaseTool]) -> dict[str, BaseTool]:
+    """The built-in tools bound to ``ctx`` and one turn's ``caller``, plus the team's own (``extra``,
+    loaded once with ``load_extra_tools``), by name."""
+    tools = {name: _bind(ctx, caller, function) for name, function in _BUILTINS.items()}
+    for tool in extra:
         if tool.name in tools:
             raise ValueError(f"HELPMATE_AGENT_EXTRA_TOOLS adds a tool named {tool.name!r}, which Helpmate already has")
         tools[tool.name] = tool

@@ -16,7 +16,7 @@ from langchain_core.tools import BaseTool
 
 log = logging.getLogger("helpmate.agent")
 
-Caller = Literal["router", "policy", "model"]
+CalledBy = Literal["router", "policy", "model"]
 _SUMMARY_CHARS = 300
 
 
@@ -26,7 +26,7 @@ class ToolCall:
 
     tool: str
     arguments: dict[str, Any]
-    by: Caller
+    by: CalledBy
     duration_ms: float
     result: str | None = None
     error: str | None = None
@@ -39,7 +39,7 @@ class Trace:
     route: str = ""
     calls: list[ToolCall] = field(default_factory=list)
 
-    def call(self, tool: BaseTool, arguments: dict[str, Any], by: Caller) -> tuple[Any, str | None]:
+    def call(self, tool: BaseTool, arguments: dict[str, Any], by: CalledBy) -> tuple[Any, str | None]:
         """Run ``tool``; returns (result, None) or (None, error message). Never raises."""
         started = time.perf_counter()
         try:

@@ -8,6 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from langchain_core.tools import BaseTool
+
+from assistant.access import Caller
 from assistant.agent.trace import Trace
 
 
@@ -21,5 +24,7 @@ class Turn:
     customer_message_id: int
     sentiment: tuple[str | None, float | None]
     started: float  # time.perf_counter() when the message arrived
+    caller: Caller
+    tools: dict[str, BaseTool]  # bound to ``caller``
     trace: Trace = field(default_factory=Trace)
     ticket: dict[str, Any] | None = None  # opened by the model's own create_ticket call

@@ -6,22 +6,29 @@ numbers from the database, and a request for a person opens a ticket. Both work 
 backend (``--backend`` overrides ``HELPMATE_LLM_BACKEND``). A model that cannot be reached, a
 knowledge base that does not exist or a model that is not prepared ends in one red line that says
 what to do, and exit code 1, never a traceback.
+
+Both ask as a customer by default (``--as customer``): the public knowledge bases only, and a
+request for another conversation or a report is answered as a question. ``--as operator`` asks as
+a local operator, who may use every knowledge base and read reports and transcripts.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 from typing import Annotated, Literal
 
 import typer
 
+from assistant.access import AccessDenied, Caller
 from assistant.cli.errors import user_errors
 from assistant.config import Settings, get_settings
 from assistant.llm.base import ModelUnavailableError
 from assistant.modelstore import ModelMissingError
 
 Backend = Literal["local", "vllm"]
+AsRole = Literal["customer", "operator"]
 _QUIT = {"exit", "quit", ":q"}
 _KIND_NOTES = {
     "generated": "Checked against the help center; citations added:",
@@ -30,8 +37,16 @@ _KIND_NOTES = {
 }
 
 
-# What a user can fix: a model server that is down, a model not prepared, an unknown knowledge base.
-USER_ERRORS = (ModelUnavailableError, ModelMissingError, ValueError)
+# What a user can fix: a model server that is down, a model not prepared, an unknown knowledge base,
+# a knowledge base or conversation the caller may not use.
+USER_ERRORS = (ModelUnavailableError, ModelMissingError, ValueError, AccessDenied)
+AS_HELP = "Ask as a customer (public knowledge bases only) or as an operator (every knowledge base, reports, transcripts)."
+
+
+def _caller(role: AsRole, settings: Settings, conversation_id: int | None) -> Caller:
+    if role == "operator":
+        return Caller.staff("operator", getpass.getuser())
+    return Caller.customer(settings, conversation_id)
 
 
 def _settings(backend: Backend | None) -> Settings:
@@ -64,13 +79,13 @@ def _print_reply(reply, streamed: bool, replaced: bool) -> None:
                 f"{reply.latency_ms:.0f} ms · conversation {reply.conversation_id})", dim=True)
 
 
-def _run(agent, conversation_id: int, question: str, stream: bool):
+def _run(agent, conversation_id: int, question: str, stream: bool, caller: Caller):
     """One agent turn, printing tokens as they come when ``stream``; returns (reply, replaced, streamed)."""
     from assistant.agent import AgentFinal
     from assistant.answering.assistant import TokenEvent
 
     streamed = False
-    for event in agent.stream(conversation_id, question):
+    for event in agent.stream(conversation_id, question, caller=caller):
         if isinstance(event, TokenEvent) and stream:
             typer.echo(event.text, nl=False)
             streamed = True
@@ -95,6 +110,7 @@ def ask(
     stream: Annotated[bool | None, typer.Option("--stream/--no-stream", help="Print the model's tokens as they come (default: on a terminal, never with --json).")] = None,
     conversation: Annotated[int | None, typer.Option("--conversation", help="Continue this conversation (its id is printed with every answer).")] = None,
     channel: Annotated[str, typer.Option("--channel", help="Channel recorded for a new conversation.")] = "cli",
+    as_role: Annotated[AsRole, typer.Option("--as", help=AS_HELP)] = "customer",
 ) -> None:
     """Answer one question from a knowledge base, with numbered citations of its sources.
 
@@ -107,10 +123,12 @@ def ask(
     from assistant.agent import SupportAgent
 
     show_tokens = (sys.stdout.isatty() if stream is None else stream) and not as_json
+    settings = _settings(backend)
     with user_errors(*USER_ERRORS):
-        agent = SupportAgent(_settings(backend))
-        conversation_id = conversation if conversation is not None else agent.start(channel, kb)
-        reply, replaced, streamed = _run(agent, conversation_id, question, show_tokens)
+        agent = SupportAgent(settings)
+        caller = _caller(as_role, settings, conversation)
+        conversation_id = conversation if conversation is not None else agent.start(channel, kb, caller=caller)
+        reply, replaced, streamed = _run(agent, conversation_id, question, show_tokens, caller.in_conversation(conversation_id))
     if as_json:
         typer.echo(json.dumps(reply_json(reply), ensure_ascii=False, default=str))
     else:
@@ -121,6 +139,7 @@ def chat(
     kb: Annotated[str, typer.Option("--kb", help="Knowledge base to answer from.")] = "default",
     backend: Annotated[Backend | None, typer.Option("--backend", help="Language model backend: local or vllm; default HELPMATE_LLM_BACKEND.")] = None,
     stream: Annotated[bool, typer.Option("--stream/--no-stream", help="Print the model's tokens as they come.")] = True,
+    as_role: Annotated[AsRole, typer.Option("--as", help=AS_HELP)] = "customer",
 ) -> None:
     """A conversation in the terminal: follow-up questions use the earlier turns. `exit` or Ctrl-D quits."""
     from assistant.agent import SupportAgent
@@ -128,7 +147,9 @@ def chat(
     settings = _settings(backend)
     with user_errors(*USER_ERRORS):
         agent = SupportAgent(settings)
-        conversation_id = agent.start("cli", kb)
+        caller = _caller(as_role, settings, None)
+        conversation_id = agent.start("cli", kb, caller=caller)
+        caller = caller.in_conversation(conversation_id)
     typer.secho(f"Helpmate on knowledge base {kb!r} ({settings.llm_backend} model). Type `exit` or press Ctrl-D to quit.",
                 dim=True)
     while True:
@@ -143,7 +164,7 @@ def chat(
             continue
         typer.echo("helpmate> ", nl=False)
         try:
-            reply, replaced, streamed = _run(agent, conversation_id, question, stream)
+            reply, replaced, streamed = _run(agent, conversation_id, question, stream, caller)
         except USER_ERRORS as error:
             typer.secho(f"\nerror: {error}", err=True, fg="red")
             continue

@@ -10,8 +10,10 @@ from __future__ import annotations
 import streamlit as st
 
 from assistant.llm.base import ModelUnavailableError
-from ui.chat_backend import Reply, Token, citation_label, give_feedback, knowledge_bases, request_person, start_chat
+from assistant.access import AccessDenied
+from ui.chat_backend import Reply, Token, citation_label, customer, document_name, give_feedback, knowledge_bases, request_person, start_chat
 from ui.common import backend, settings
+from ui.safe_text import literal
 
 STATE = "helpmate_chat"
 DOWN_MESSAGE = ("The answer model is not reachable right now, so I cannot answer. Your message is saved; "
@@ -93,25 +95,30 @@ def _show_turn(index: int, turn: dict) -> None:
         if turn.get("error"):
             st.error(turn["error"])
             return
-        st.markdown(turn["text"])
+        st.markdown(literal(turn["text"]))  # what the customer or the assistant wrote, never markup
         if turn["role"] == "customer":
             return
         if turn.get("kind") == "extractive":
             st.caption("Quoted from the help center.")
         for citation in turn.get("citations") or []:
-            with st.expander(citation_label(citation)):
-                st.markdown(citation.get("text") or "")
+            with st.expander(literal(citation_label(citation))):
+                st.markdown(literal(citation.get("text") or ""))  # the passage as written, never markup
                 page = f" · page {citation['page']}" if citation.get("page") else ""
-                st.caption(f"Source: {citation.get('source')}{page}")
+                st.caption(f"Source: {literal(document_name(citation))}{page}")  # the name, not the server path
         if turn.get("ticket_id"):
             st.info(f"A member of our team will take over (ticket #{turn['ticket_id']}).")
         _feedback_controls(index, turn)
 
 
-def _answer(state: dict, kb: str, question: str) -> None:
-    current = settings()
+def _customer(state: dict, kb: str):
+    """This visitor as a customer bound to the conversation their session started (started now if none)."""
+    client = st.context.ip_address
     if state["conversation_id"] is None:
-        state["conversation_id"] = start_chat(current, kb)
+        state["conversation_id"] = start_chat(settings(), kb, client).conversation_id
+    return customer(settings(), state["conversation_id"], client)
+
+
+def _answer(state: dict, kb: str, question: str) -> None:
     state["turns"].append({"role": "customer", "text": question})
     _show_turn(len(state["turns"]) - 1, state["turns"][-1])
     with st.chat_message("assistant"):
@@ -119,10 +126,10 @@ def _answer(state: dict, kb: str, question: str) -> None:
         placeholder.markdown("…")
         streamed = ""
         try:
-            for event in backend().ask(state["conversation_id"], question):
+            for event in backend().ask(_customer(state, kb), question):
                 if isinstance(event, Token):
                     streamed += event.text
-                    placeholder.markdown(streamed + "▌")
+                    placeholder.markdown(literal(streamed) + "▌")
                 elif isinstance(event, Reply):
                     state["turns"].append({"role": "assistant", "text": event.text, "kind": event.kind,
                                            "citations": event.citations, "message_id": event.message_id,
@@ -131,7 +138,7 @@ def _answer(state: dict, kb: str, question: str) -> None:
                         state["ticket_id"] = event.ticket_id
         except ModelUnavailableError as error:
             state["turns"].append({"role": "assistant", "error": f"{DOWN_MESSAGE}\n\n({error})"})
-        except ValueError as error:
+        except (ValueError, AccessDenied) as error:
             state["turns"].append({"role": "assistant", "error": f"I cannot answer from {kb!r}: {error}"})
     st.rerun()
 
@@ -142,9 +149,7 @@ def _talk_to_person(state: dict, kb: str) -> None:
             st.success(f"Ticket #{state['ticket_id']} is open; a member of our team will reply here or by e-mail.")
         clicked = st.button("🙋 Talk to a person", key="talk_to_person")
     if clicked:
-        if state["conversation_id"] is None:
-            state["conversation_id"] = start_chat(settings(), kb)
-        ticket_id, created = request_person(settings(), state["conversation_id"])
+        ticket_id, created = request_person(settings(), _customer(state, kb))
         state["ticket_id"] = ticket_id
         note = "We've asked a member of our team to take over" if created else "Your request is already with our team"
         state["turns"].append({"role": "assistant", "text": f"{note} (ticket #{ticket_id}).", "kind": "handover"})

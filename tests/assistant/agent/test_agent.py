@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from sqlalchemy import select
 
+from assistant.access import Caller
 from assistant.agent import SupportAgent
 from assistant.agent.router import Router
 from assistant.agent.tools import ToolContext, build_tools, load_extra_tools
@@ -23,6 +24,7 @@ from assistant.retrieval.retriever import Retriever
 from tests.helpers import ingested_helpcenter
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+OPERATOR = Caller.staff("operator", "olivia")
 
 ASKS_FOR_PERSON = [
     "Can I talk to a human?", "I want to speak to a real person please", "connect me to an agent", "Get me a manager now",
@@ -50,6 +52,13 @@ def agent(kb, embedder) -> SupportAgent:
     return SupportAgent(kb, Assistant(kb, Retriever(kb, embedder)), now=lambda: NOW)
 
 
+def as_customer(agent: SupportAgent) -> tuple[int, Caller]:
+    """A new conversation on "help" (public) and its customer."""
+    caller = Caller.customer(agent.settings, None)
+    cid = agent.start(kb="help", caller=caller)
+    return cid, caller.in_conversation(cid)
+
+
 @pytest.fixture(scope="module")
 def router(embedder) -> Router:
     return Router(embedder)
@@ -73,7 +82,7 @@ def test_router_sends_operators_reports_and_conversation_lookups_to_tools(router
 
 
 def test_tools_on_the_real_index_and_database(kb, agent):
-    tools = agent.tools
+    tools = agent.tools(OPERATOR)
     assert set(tools) >= {"search_knowledge_base", "sentiment_report", "get_conversation", "create_ticket"}
     passages = tools["search_knowledge_base"].invoke({"query": "How much is express shipping?", "kb": "help", "k": 2})
     assert passages[0]["number"] == 1 and "14.90 EUR" in passages[0]["text"] and passages[0]["source"].endswith("shipping.html")
@@ -96,10 +105,10 @@ def test_tools_on_the_real_index_and_database(kb, agent):
 
 
 def test_asking_for_a_person_opens_one_ticket_with_the_transcript(kb, agent):
-    cid = agent.start(kb="help")
-    reply = agent.respond(cid, "I want to talk to a real person please")
+    cid, customer = as_customer(agent)
+    reply = agent.respond(cid, "I want to talk to a real person please", caller=customer)
     assert reply.kind == "escalation" and f"ticket #{reply.ticket['id']}" in reply.text
-    again = agent.respond(cid, "Hello? Can I speak to a human?")
+    again = agent.respond(cid, "Hello? Can I speak to a human?", caller=customer)
     assert again.ticket["id"] == reply.ticket["id"] and "already has your conversation" in again.text
     with session_scope(kb) as session:
         ticket = session.get(Ticket, reply.ticket["id"])
@@ -113,37 +122,37 @@ def test_asking_for_a_person_opens_one_ticket_with_the_transcript(kb, agent):
 
 
 def test_two_answers_it_could_not_give_open_a_ticket(kb, agent):
-    cid = agent.start(kb="help")
-    first = agent.respond(cid, "What is the capital of France?")
+    cid, customer = as_customer(agent)
+    first = agent.respond(cid, "What is the capital of France?", caller=customer)
     assert (first.kind, first.ticket) == ("refusal", None)
-    second = agent.respond(cid, "Who won the football world cup in 2014?")
+    second = agent.respond(cid, "Who won the football world cup in 2014?", caller=customer)
     assert second.kind == "refusal" and second.ticket is not None and second.ticket["priority"] == "normal"
     assert "could not answer 2 times in a row" in second.trace["tools"][-1]["arguments"]["reason"]
     assert f"ticket #{second.ticket['id']}" in second.text
 
 
 def test_consecutive_strongly_negative_messages_open_an_urgent_ticket(kb, agent):
-    cid = agent.start(kb="help")
-    first = agent.respond(cid, "This is the worst shop ever, I am furious and disgusted.")
+    cid, customer = as_customer(agent)
+    first = agent.respond(cid, "This is the worst shop ever, I am furious and disgusted.", caller=customer)
     assert first.sentiment[0] == "negative" and first.ticket is None
-    second = agent.respond(cid, "Absolutely terrible service, I hate this, you are useless!")
+    second = agent.respond(cid, "Absolutely terrible service, I hate this, you are useless!", caller=customer)
     assert second.ticket is not None and second.ticket["priority"] == "high"
     assert "strongly negative" in second.trace["tools"][-1]["arguments"]["reason"]
 
 
 def test_operator_report_and_a_failing_tool_through_the_agent(kb, agent):
-    cid = agent.start(channel="operator", kb="help")
-    report = agent.respond(cid, "How did customer sentiment change this week?")
+    cid = agent.start(channel="operator", kb="help", caller=OPERATOR)
+    report = agent.respond(cid, "How did customer sentiment change this week?", caller=OPERATOR)
     assert report.kind == "report" and "customer messages" in report.text
     assert report.trace["tools"][0]["tool"] == "sentiment_report" and report.trace["tools"][0]["error"] is None
-    missing = agent.respond(cid, "show conversation 987654")
+    missing = agent.respond(cid, "show conversation 987654", caller=OPERATOR)
     assert missing.kind == "error" and "could not look that up" in missing.text
     assert "no conversation 987654" in missing.trace["tools"][0]["error"]
 
 
 def test_a_question_is_answered_with_citations_and_the_retrieval_recorded(kb, agent):
-    cid = agent.start(kb="help")
-    reply = agent.respond(cid, "How much does express shipping cost?")
+    cid, customer = as_customer(agent)
+    reply = agent.respond(cid, "How much does express shipping cost?", caller=customer)
     assert reply.kind in ("generated", "extractive") and "14.90" in reply.text
     assert reply.citations and reply.citations[0].source.endswith("shipping.html")
     with session_scope(kb) as session:
@@ -154,7 +163,7 @@ def test_a_question_is_answered_with_citations_and_the_retrieval_recorded(kb, ag
 
 def test_local_backend_refuses_tool_binding(kb, agent):
     with pytest.raises(ValueError, match="cannot call tools"):
-        LangChainChatModel(chat_model=agent.assistant.model).bind_tools(list(agent.tools.values()))
+        LangChainChatModel(chat_model=agent.assistant.model).bind_tools(list(agent.tools(OPERATOR).values()))
 
 
 class _Orders(BaseHTTPRequestHandler):
@@ -183,8 +192,8 @@ def test_a_teams_own_tool_over_http(kb, monkeypatch):
         assert tool.invoke({"order_number": "NG-10042"})["status"] == "in transit"
         with pytest.raises(ValueError, match="no order NG-1"):
             tool.invoke({"order_number": "NG-1"})
-        tools = build_tools(ToolContext(kb.model_copy(update={"agent_extra_tools": "examples.order_status_tool:order_status_tool"}),
-                                        Retriever(kb)))
+        tools = build_tools(ToolContext(kb, Retriever(kb)), OPERATOR,
+                            load_extra_tools("examples.order_status_tool:order_status_tool", kb))
         assert "order_status" in tools
     finally:
         server.shutdown()
@@ -197,17 +206,18 @@ def test_agent_on_the_real_vllm_server(kb, embedder, vllm_server):
     """The served model calls the search tool itself; escalation and a report come through the agent."""
     settings = kb.model_copy(update={"llm_backend": "vllm", "vllm_base_url": vllm_server, "agent_model_tools": "required"})
     agent = SupportAgent(settings, Assistant(settings, Retriever(settings, embedder)), now=lambda: NOW)
-    cid = agent.start(kb="help")
-    answer = agent.respond(cid, "How much does express shipping cost?")
+    cid, customer = as_customer(agent)
+    answer = agent.respond(cid, "How much does express shipping cost?", caller=customer)
     calls = answer.trace["tools"]
     # The served model's own call (vLLM constrains it to a valid one); only customer-facing tools are offered.
     assert calls and calls[0]["by"] == "model" and calls[0]["tool"] in ("search_knowledge_base", "create_ticket"), calls
     assert answer.kind in ("generated", "extractive", "refusal")
     if answer.kind in ("generated", "extractive"):
         assert answer.citations and any(call["tool"] == "search_knowledge_base" for call in calls)
-    human = agent.respond(cid, "Let me talk to a human, please.")
+    human = agent.respond(cid, "Let me talk to a human, please.", caller=customer)
     assert human.kind == "escalation" and human.ticket is not None
-    report = agent.respond(agent.start(channel="operator", kb="help"), "How did customer sentiment change this week?")
+    report = agent.respond(agent.start(channel="operator", kb="help", caller=OPERATOR), "How did customer sentiment change this week?",
+                           caller=OPERATOR)
     assert report.kind == "report" and "customer messages" in report.text
     with session_scope(settings) as session:
         stored = session.scalars(select(Message).where(Message.conversation_id == cid, Message.role == "assistant")).all()
