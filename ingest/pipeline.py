@@ -37,7 +37,8 @@ from assistant.retrieval.vector_index import (
 from ingest.chunking import ChunkDraft, tokenizer_chunker
 from ingest.discovery import discover
 from ingest.engines import IngestEngine, LocalEngine, make_engine
-from ingest.loaders.base import LoadedDocument
+from ingest.loaders.archive import ZIP_SUFFIXES, check_unzipped_size
+from ingest.loaders.base import LoadedDocument, LoaderError
 from ingest.locking import kb_lock
 
 _SQL_BATCH = 500
@@ -271,6 +272,12 @@ class Ingestor:
             return "empty file"
         if size > self.settings.max_file_mb * 1024 * 1024:
             return f"oversized: {size / 1024 / 1024:.1f} MB is above HELPMATE_MAX_FILE_MB={self.settings.max_file_mb:g}"
+        # Here, before any engine parses the file, so a ZIP bomb never reaches a parser (or a Ray worker).
+        if path.suffix.lower() in ZIP_SUFFIXES:
+            try:
+                check_unzipped_size(path, self.settings.max_unzipped_mb)
+            except LoaderError as error:
+                return str(error)
         return None
 
     def _checkpoint(self, kb_id: int, generation: int, index: VectorIndex, pending: _Pending, summary: IngestSummary,

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,18 +40,34 @@ def upload_dir(settings: Settings, kb: str) -> Path:
 
 
 def save_uploads(settings: Settings, kb: str, files: Sequence[tuple[str, bytes]]) -> list[Path]:
-    """Write uploaded files into the knowledge base's upload folder (names stripped of any path)."""
+    """Write uploaded files into the knowledge base's upload folder (names stripped of any path).
+
+    Every name is checked before anything is written, so a bad name saves none of the files. Each
+    file is written under a hidden temporary name and then renamed over its target: an ingestion
+    reading the folder at that moment (another admin's upload, `helpmate ingest` of the folder)
+    sees the old file or the new one, never a half-written one, and a crash leaves no partial file
+    under the real name (discovery skips hidden files, so a leftover temporary is never ingested).
+    """
     folder = upload_dir(settings, kb)
-    folder.mkdir(parents=True, exist_ok=True)
-    saved = []
-    for name, content in files:
+    targets = []
+    for name, _ in files:
         clean = Path(name.replace("\\", "/")).name.strip()
         if not clean or clean.startswith("."):
             raise ValueError(f"cannot store an upload named {name!r}; rename the file")
-        target = folder / clean
-        target.write_bytes(content)
-        saved.append(target)
-    return saved
+        targets.append(folder / clean)
+    folder.mkdir(parents=True, exist_ok=True)
+    for target, (_, content) in zip(targets, files):
+        handle = tempfile.NamedTemporaryFile(dir=folder, prefix=f".{target.name}.", suffix=".part", delete=False)
+        try:
+            with handle:
+                handle.write(content)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(handle.name, target)
+        except BaseException:
+            Path(handle.name).unlink(missing_ok=True)
+            raise
+    return targets
 
 
 @dataclass
@@ -66,7 +83,11 @@ class FileResult:
 
 def ingest_files(settings: Settings, kb: str, paths: Sequence[Path],
                  on_file: Callable[[int, FileResult], None] | None = None) -> list[FileResult]:
-    """Ingest ``paths`` into ``kb`` one by one, calling ``on_file(index, result)`` after each."""
+    """Ingest ``paths`` into ``kb`` one by one, calling ``on_file(index, result)`` after each.
+
+    Raises ``ingest.locking.IngestionLockedError`` when another job holds the knowledge base: the
+    files before it were ingested (and reported), the rest stay saved for the next try.
+    """
     from ingest.pipeline import ingest_paths
 
     results = []

@@ -16,6 +16,7 @@ RUN_KEY = "admin_finetune_run"
 
 def _upload() -> None:
     from ingest.loaders import SUPPORTED_SUFFIXES
+    from ingest.locking import IngestionLockedError
 
     st.subheader("Upload documents")
     current = settings()
@@ -41,7 +42,12 @@ def _upload() -> None:
             line = f"**{result.name}**: {result.status}, {result.chunks} chunks, {result.seconds:.1f} s"
             st.write(line + (f" · {result.error}" if result.error else ""))
 
-        results = ops.ingest_files(current, kb, paths, on_file=report)
+        try:
+            results = ops.ingest_files(current, kb, paths, on_file=report)
+        except IngestionLockedError as error:  # another upload or `helpmate ingest` is writing this knowledge base
+            status.update(label=f"{kb} is busy: nothing more ingested", state="error")
+            st.warning(f"Not ingested yet: {error}. Your files are saved: press Ingest again when that job has finished.")
+            return
         failed = [r for r in results if r.status == "failed"]
         status.update(label=f"{len(results) - len(failed)} ingested, {len(failed)} failed into {kb}",
                       state="error" if failed else "complete")
