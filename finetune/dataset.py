@@ -13,10 +13,11 @@ the conversational formats TRL 1.x reads with ``load_dataset("json", ...)``:
 The prompt of every example is the prompt the answer was generated from: the one recorded with the
 answer, or else the assistant's own (:func:`assistant.answering.prompts.build_messages`), so an adapter
 learns on exactly what it sees when serving. Every text is redacted first
-(:mod:`finetune.redaction`). Examples are de-duplicated on their normalised prompt and answer, and
-split into train and eval by conversation, never by message: the answers of one conversation share
-context, and splitting them would leak eval material into training. The split depends only on a
-hash of the conversation id, so a conversation stays on its side as feedback accumulates.
+(:mod:`assistant.conversations.redaction`). Examples are de-duplicated on their normalised prompt
+and answer, and split into train and eval by conversation, never by message: the answers of one
+conversation share context, and splitting them would leak eval material into training. The split
+depends only on a hash of the conversation id, so a conversation stays on its side as feedback
+accumulates.
 ``manifest.json`` records counts and a sha256 content hash of the snapshot, so a trained adapter
 can name exactly the data it was trained on.
 """
@@ -36,7 +37,7 @@ from typing import Any, Iterable, Literal
 from assistant.llm.base import Message
 from assistant.answering.prompts import Turn, build_messages
 from assistant.retrieval.types import Hit
-from finetune.redaction import redact_counted
+from assistant.conversations.redaction import redact_counted
 
 SNAPSHOT_FORMAT = "helpmate-feedback-snapshot/1"
 MANIFEST = "manifest.json"

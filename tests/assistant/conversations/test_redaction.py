@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from finetune.redaction import iban_valid, luhn_valid, redact, redact_counted
+from assistant.conversations.redaction import iban_valid, luhn_valid, redact, redact_counted
 from tests.conftest import REPO
 
 DEMO = REPO / "demo"
