@@ -44,11 +44,12 @@ test: setup browser
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
 
-# Ingest the sample help center, import sample conversations and feedback, create an admin with a
-# fresh random password (printed), then serve the web app on a printed local URL. Re-runs skip
-# what is already there.
+# Ingest the sample help center and publish it to customers (knowledge bases start internal),
+# import sample conversations and feedback, create an admin with a fresh random password (printed),
+# then serve the web app on a printed local URL. Re-runs skip what is already there.
 demo: setup
 	$(BIN)/helpmate ingest demo/helpcenter --kb demo; test $$? -le 2
+	$(BIN)/helpmate kb publish demo
 	$(BIN)/helpmate import-conversations demo/conversations.csv --kb demo; test $$? -le 2
 	$(BIN)/helpmate feedback import demo/feedback.csv; test $$? -le 2
 	$(BIN)/helpmate users add admin --role admin --generate --replace
