@@ -1,5 +1,5 @@
 """Redaction of personal and payment data: realistic values are replaced, the numbers of ordinary
-customer service (prices, dates, times, order numbers, postcodes) are left alone."""
+customer service (prices, dates, times, order numbers, postcodes, versions) are left alone."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from assistant.conversations.redaction import iban_valid, luhn_valid, redact, redact_counted
+from assistant.conversations.redaction import iban_valid, luhn_valid, redact, redact_counted, redact_values
 from tests.conftest import REPO
 
 DEMO = REPO / "demo"
@@ -92,6 +92,87 @@ def test_account_numbers_after_a_keyword(text, expected):
     assert redact(text) == expected
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("Sure, it is jane dot doe at example dot com", "Sure, it is [EMAIL]"),
+    ("mail jane[at]example[.]com please", "mail [EMAIL] please"),
+    ("jane (at) example (dot) com", "[EMAIL]"),
+    ("reach me: j.smith{at}mail.example.co.uk", "reach me: [EMAIL]"),
+    ("JANE AT EXAMPLE DOT CO DOT UK", "[EMAIL]"),
+    ("write to support at nimbusgear dot com.", "write to [EMAIL]."),
+])
+def test_obfuscated_email_addresses(text, expected):
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("My SSN is 123-45-6789.", "My SSN is [NATIONAL_ID]."),
+    ("ssn: 123456789", "ssn: [NATIONAL_ID]"),
+    ("social security number 078-05-1120", "social security number [NATIONAL_ID]"),
+    ("NI number QQ 12 34 56 C, thanks", "NI number [NATIONAL_ID], thanks"),
+    ("it's AB123456C", "it's [NATIONAL_ID]"),
+    ("passport number C01X00T47 please", "passport number [NATIONAL_ID] please"),
+    ("Personalausweis L01X00T47", "Personalausweis [NATIONAL_ID]"),
+    ("tax ID: 12 345 678 901", "tax ID: [NATIONAL_ID]"),
+])
+def test_national_ids(text, expected):
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("my date of birth: 12/03/1985", "my date of birth: [DOB]"),
+    ("DOB 1985-03-12, postcode 80331", "DOB [DOB], postcode 80331"),
+    ("D.O.B. 03.12.1985", "D.O.B. [DOB]"),
+    ("I was born on 12 March 1985.", "I was born on [DOB]."),
+    ("born March 12th, 1985", "born [DOB]"),
+    ("my birthday is on 3 May, can the voucher wait?", "my birthday is on [DOB], can the voucher wait?"),
+    ("Geburtsdatum 12.03.1985", "Geburtsdatum [DOB]"),
+])
+def test_dates_of_birth_after_a_keyword(text, expected):
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("my IP is 203.0.113.7, the router 192.168.1.1.", "my IP is [IP], the router [IP]."),
+    ("blocked from 10.0.0.12:8080", "blocked from [IP]:8080"),
+    ("IPv6 2001:0db8:85a3:0000:0000:8a2e:0370:7334", "IPv6 [IP]"),
+    ("from 2001:db8::1 and fe80::1ff:fe23:4567:890a", "from [IP] and [IP]"),
+    ("mapped ::ffff:192.0.2.1", "mapped [IP]"),
+])
+def test_ip_addresses(text, expected):
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    # Dates without a word that makes them a date of birth.
+    "Delivered on 12 March 2026, ordered 2026-11-20, returned 03.12.2026.",
+    "The birthday sale ends 12 March.",
+    "My son's birthday present arrived broken on 3 May.",
+    # Times, versions and numbers that look like addresses.
+    "Open 09:30-18:00, the chat 8:00-20:00; the parcel was scanned at 12:30:45.",
+    "Version 1.2.3.4 of the app, firmware 10.4.0.12, build 2.0.1.7, v4.1.0.2.",
+    "1.000.000.000 EUR, 300.1.2.3, 1.2.3.4.5 and 1.234.567 are no addresses.",
+    "MAC 00:1A:2B:3C:4D:5E; std::vector; a::b; see ::",
+    # Numbers with dashes that are not social security numbers.
+    "ISBN 978-3-16-148410-0, order NG-123-45-6789, room 123-45-67890.",
+    "666-12-3456", "912-34-5678", "123-00-4567", "123-45-0000",
+    "My passport expires in 2030; the tin holds 1000 g; ID card 12.",
+    # "at" as a word, not an address.
+    "I bought it at amazon dot com, cheaper than at nimbusgear.com.",
+    "jane at example.com",
+    "Meet me at the store at 5; the jacket is at 30 percent off; look at example dot com.",
+])
+def test_near_misses_are_left_alone(text):
+    assert redact(text) == text
+
+
+def test_strings_inside_a_trace_are_redacted():
+    trace = {"tools": [{"tool": "search_knowledge_base", "arguments": {"query": "refund to DE89370400440532013000?", "k": 4}}],
+             "answer": {"rewritten_question": "Where is the refund for anna@example.com?", "relevance": 0.71}}
+    assert redact_values(trace) == {
+        "tools": [{"tool": "search_knowledge_base", "arguments": {"query": "refund to [IBAN]?", "k": 4}}],
+        "answer": {"rewritten_question": "Where is the refund for [EMAIL]?", "relevance": 0.71}}
+
+
 @pytest.mark.parametrize("text", [
     "Express shipping costs 14.90 EUR; standard is 4.95 EUR, free from 75 EUR.",
     "Your order NG-2026-118734 was placed on 2026-11-20 at 14:35.",
@@ -122,6 +203,16 @@ def test_mixed_message_counts_each_kind_once():
     )
     assert counts == {"[EMAIL]": 1, "[PHONE]": 1, "[CARD]": 1, "[IBAN]": 1, "[ACCOUNT]": 1}
     assert redact(redacted) == redacted  # placeholders are never redacted again
+
+
+def test_identity_details_in_one_message_are_counted_by_kind():
+    text = ("Locked out after 3 tries at 14:35. I'm Jane (jane dot doe at example dot com), born on 12 March 1985, "
+            "SSN 123-45-6789, logging in from 203.0.113.7 with app version 4.2.0.1; order NG-2026-118734, 129.90 EUR.")
+    redacted, counts = redact_counted(text)
+    assert redacted == ("Locked out after 3 tries at 14:35. I'm Jane ([EMAIL]), born on [DOB], SSN [NATIONAL_ID], "
+                        "logging in from [IP] with app version 4.2.0.1; order NG-2026-118734, 129.90 EUR.")
+    assert counts == {"[EMAIL]": 1, "[DOB]": 1, "[NATIONAL_ID]": 1, "[IP]": 1}
+    assert redact(redacted) == redacted
 
 
 def test_demo_help_center_loses_only_contact_details():
