@@ -92,7 +92,11 @@ def export(
     eval_share: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of conversations held out for evaluation.")] = 0.25,
     cite: Annotated[bool, typer.Option("--cite/--no-cite", help="Add the passage citations the assistant would give to corrected answers.")] = True,
 ) -> None:
-    """Export the stored feedback, redacted, as SFT, preference and KTO files split by conversation."""
+    """Export the approved feedback, redacted, as SFT, preference and KTO files split by conversation.
+
+    Customer feedback awaiting review is left out (and counted): it reaches neither the training
+    files nor the held-out split the gate judges on until `helpmate feedback approve` approves it.
+    """
     from datetime import datetime, timezone
 
     from finetune.export import export_feedback
@@ -107,6 +111,9 @@ def export(
     typer.echo(f"snapshot:      {result.folder}")
     typer.echo(f"feedback:      {result.feedback_rows} ratings (through id {result.feedback_through_id}), "
                f"{result.citations_added} answers given citations")
+    if result.pending_review:
+        typer.echo(f"awaiting review: {result.pending_review} customer ratings left out (`helpmate feedback list --pending`, "
+                   "then `helpmate feedback approve ID --by NAME` or `reject`)")
     for view in ("sft", "preference", "kto"):
         typer.echo(f"{view + ':':<14} {m.examples(view, 'train')} train, {m.examples(view, 'eval')} eval")
     typer.echo(f"redactions:    {m.redactions or 'none'}")
@@ -143,9 +150,12 @@ def evaluate_(
     if row.status != "candidate":
         fail(ValueError(f"{row.name} is {row.status}, not a candidate"))
     active = active_version(settings)
-    report = evaluate(row.name, local_generator(settings, Path(row.adapter_path)), active.name if active else LLM_NAME,
-                      local_generator(settings, Path(active.adapter_path) if active else None),
-                      Path(row.snapshot_path) if row.snapshot_path else None, margin=margin, tolerance=tolerance)
+    try:
+        report = evaluate(row.name, local_generator(settings, Path(row.adapter_path)), active.name if active else LLM_NAME,
+                          local_generator(settings, Path(active.adapter_path) if active else None),
+                          Path(row.snapshot_path) if row.snapshot_path else None, margin=margin, tolerance=tolerance)
+    except ValueError as error:  # a snapshot exported before feedback was reviewed
+        fail(error)
     write_report(report, Path(row.adapter_path) / "evaluation.json")
     metrics = {"candidate": report.candidate_metrics, "active": report.active_metrics, "against": report.active,
                "gain": report.decision.gain, "margin": margin, "tolerance": tolerance}
@@ -210,7 +220,7 @@ def versions() -> None:
 
 @finetune_app.command("run")
 def run(
-    min_new_feedback: Annotated[int, typer.Option(min=0, help="Do nothing unless this many ratings came in since the last training.")] = 10,
+    min_new_feedback: Annotated[int, typer.Option(min=0, help="Do nothing unless this many approved ratings came in since the last training.")] = 10,
     eval_share: Annotated[float, typer.Option(min=0.0, max=0.9)] = 0.25,
     margin: Annotated[float, typer.Option()] = 0.02,
     tolerance: Annotated[float, typer.Option()] = 0.05,

@@ -5,7 +5,10 @@ Both models answer the same prompts with the same decoding the assistant serves 
 (``assistant.answering.assistant.ANSWER_OPTIONS``: greedy, at most 100 tokens, stop at a blank line):
 
 * **held-out feedback**: the eval split of the snapshot (``sft_eval.jsonl``; conversations the
-  adapter never saw), scored by token F1 and ROUGE-L against the corrected or approved answer;
+  adapter never saw), scored by token F1 and ROUGE-L against the corrected or approved answer.
+  A snapshot exported from the database holds approved feedback only (``finetune.export``), so
+  no unreviewed customer suggestion decides what passes; one exported before feedback was
+  reviewed is refused rather than trusted;
 * **regression set** (``finetune/regression.jsonl``): grounded questions with passages and the
   passage to cite (token F1, and citation accuracy: cites the right passage and no other),
   questions the passages do not answer (refusal accuracy: says it does not know), and general
@@ -32,6 +35,7 @@ from assistant.llm.base import Message
 from assistant.answering.prompts import build_messages
 from assistant.retrieval.types import Hit
 from finetune.dataset import read_jsonl
+from finetune.export import SOURCE
 
 REGRESSION_SET = Path(__file__).with_name("regression.jsonl")
 REGRESSION_METRICS = ("grounded_f1", "citation_accuracy", "refusal_accuracy", "general_f1")
@@ -103,7 +107,17 @@ def regression_items(path: Path = REGRESSION_SET) -> list[EvalItem]:
 
 
 def feedback_items(snapshot: Path) -> list[EvalItem]:
-    """The held-out supervised examples of a snapshot (its eval split)."""
+    """The held-out supervised examples of a snapshot (its eval split).
+
+    Raises ValueError for a snapshot exported from the database before feedback was reviewed: its
+    eval split may hold customers' unreviewed suggestions. A snapshot without ``source.json`` was
+    built by hand, by someone who chose its examples, and is used as it is.
+    """
+    source = Path(snapshot) / SOURCE
+    if source.exists() and json.loads(source.read_text()).get("review_status") != "approved":
+        raise ValueError(f"{snapshot} was exported before customer feedback was reviewed, so its held-out examples may "
+                         "hold unreviewed suggestions; export again (`helpmate finetune export`, approved feedback only) "
+                         "and train a new candidate on it")
     examples = read_jsonl(Path(snapshot) / "sft_eval.jsonl")
     return [EvalItem(f"feedback-{n}", "feedback", e["messages"][:-1], e["messages"][-1]["content"])
             for n, e in enumerate(examples, start=1)]

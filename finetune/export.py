@@ -9,17 +9,24 @@ citations the serving pipeline would give it: each sentence cites the passage th
 adapter trained on uncited answers unlearns citing: on the demo feedback, a run without this
 scored 0.00 citation accuracy on the regression set against the base model's 0.17, and the gate
 rejected it. ``source.json`` beside the manifest
-records which feedback rows the snapshot holds, so the periodic job can count what came after.
+records which feedback rows the snapshot holds and when it was exported, so the periodic job can
+count what came after.
+
+Only approved feedback is exported. Customers' ratings and suggested answers wait for an
+operator's review (``assistant.conversations.feedback``): the snapshot is both what the adapter
+learns and, through its eval split, the held-out set of the gate that promotes it, so unreviewed
+text from an anonymous chat must reach neither. The export says how many still await review.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from assistant.config import Settings
-from assistant.conversations.feedback import hit_from_dict, label_of, list_feedback
+from assistant.conversations.feedback import count_feedback, hit_from_dict, label_of, list_feedback
 from assistant.answering.grounding import Grounder, cited_numbers, split_sentences
 from assistant.retrieval.types import Hit
 from finetune.dataset import FeedbackRecord, SnapshotManifest, write_snapshot
@@ -62,15 +69,17 @@ class Export:
     feedback_rows: int
     feedback_through_id: int | None
     citations_added: int
+    pending_review: int = 0  # ratings left out because they await review
 
 
 def feedback_records(settings: Settings, cite_answers: bool = True) -> tuple[list[FeedbackRecord], int | None, int]:
-    """Every usable rating as a record, the newest feedback id, and how many corrections got citations.
+    """Every usable approved rating as a record, the newest feedback id, and how many corrections got citations.
 
-    Three stars without a correction say neither good nor bad and are left out; a rating with a
-    correction always marks the original answer bad.
+    Pending and rejected ratings are left out (see the module docstring). Three stars without a
+    correction say neither good nor bad and are left out; a rating with a correction always marks
+    the original answer bad.
     """
-    rows = list_feedback(settings)
+    rows = list_feedback(settings, review_status="approved")
     grounder = None
     records, cited = [], 0
     for row in rows:
@@ -100,14 +109,21 @@ def feedback_records(settings: Settings, cite_answers: bool = True) -> tuple[lis
 
 
 def export_feedback(folder: Path, settings: Settings, eval_share: float = 0.25, cite_answers: bool = True) -> Export:
-    """Write the snapshot of all stored feedback (redacted, de-duplicated, split by conversation)."""
+    """Write the snapshot of the approved feedback (redacted, de-duplicated, split by conversation)."""
+    exported_at = datetime.now(timezone.utc)
     records, through, cited = feedback_records(settings, cite_answers)
+    pending = count_feedback(settings, review_status="pending")
     if not records:
-        raise ValueError("there is no usable feedback to export; add some with `helpmate feedback add` or `helpmate feedback import`")
+        waiting = (f"; {pending} ratings await review: see `helpmate feedback list --pending`, then "
+                   "`helpmate feedback approve ID --by NAME`" if pending else "")
+        raise ValueError("there is no usable approved feedback to export; add some with `helpmate feedback add` or "
+                         f"`helpmate feedback import`{waiting}")
     manifest = write_snapshot(records, folder, eval_share=eval_share)
-    (Path(folder) / SOURCE).write_text(json.dumps({"feedback_rows": len(records), "feedback_through_id": through,
-                                                   "citations_added": cited}, indent=2) + "\n")
-    return Export(Path(folder), manifest, len(records), through, cited)
+    (Path(folder) / SOURCE).write_text(json.dumps({
+        "feedback_rows": len(records), "feedback_through_id": through, "citations_added": cited,
+        "review_status": "approved", "pending_review": pending, "exported_at": exported_at.isoformat(),
+    }, indent=2) + "\n")
+    return Export(Path(folder), manifest, len(records), through, cited, pending)
 
 
 def snapshot_source(folder: Path) -> dict:

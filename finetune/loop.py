@@ -1,8 +1,10 @@
 """The periodic job: export → train → evaluate → promote, safe to run from cron.
 
 A lock file in the data directory keeps two runs from overlapping (the second one returns at once
-with a reason); a run with fewer than ``min_new_feedback`` ratings since the last training is a
-no-op. Every step is logged through ``echo``; the result is what `helpmate finetune run --json` prints.
+with a reason); a run with fewer than ``min_new_feedback`` approved ratings since the last training
+is a no-op. Customers' feedback counts once an operator approves it: a rating approved after the
+last export counts as new even though its id is older than what that export held, since the next
+export is the first to include it. Every step is logged through ``echo``; the result is what `helpmate finetune run --json` prints.
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from sqlalchemy import select
+
 from assistant.config import Settings
 from assistant.conversations.feedback import count_feedback
+from assistant.database import session_scope
+from assistant.database.models import ModelVersion
 from assistant.llm.versions import active_version, feedback_trained_through
 from assistant.modelstore import LLM_NAME, require_llm
 from finetune.evaluation import evaluate, local_generator, write_report
-from finetune.export import export_feedback
+from finetune.export import export_feedback, snapshot_source
 from finetune.registry import new_version_name, promote, record_candidate, set_evaluation
 from finetune.training import train_lora
 
@@ -75,6 +81,20 @@ def run_lock(settings: Settings) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def new_feedback(settings: Settings) -> int:
+    """Approved ratings that no training snapshot has held yet: newer than the last one's newest
+    feedback id, or approved after it was exported (a customer's suggestion reviewed late)."""
+    through = feedback_trained_through(settings)
+    exported_at = None
+    if through is not None:
+        with session_scope(settings) as session:
+            last = session.scalars(select(ModelVersion).where(ModelVersion.feedback_through_id == through)
+                                   .order_by(ModelVersion.id.desc())).first()
+        stamp = snapshot_source(Path(last.snapshot_path)).get("exported_at") if last and last.snapshot_path else None
+        exported_at = datetime.fromisoformat(stamp) if stamp else (last.created_at if last else None)
+    return count_feedback(settings, after_id=through, review_status="approved", reviewed_after=exported_at)
+
+
 def run_loop(settings: Settings, min_new_feedback: int = 10, eval_share: float = 0.25,
              options: TrainOptions = TrainOptions(), margin: float = 0.02, tolerance: float = 0.05,
              vllm_url: str | None = None, device: str | None = None, echo: Echo = print) -> LoopResult:
@@ -84,10 +104,9 @@ def run_loop(settings: Settings, min_new_feedback: int = 10, eval_share: float =
     active_name = current.name if current else LLM_NAME
     try:
         with run_lock(settings):
-            through = feedback_trained_through(settings)
-            new = count_feedback(settings, after_id=through)
+            new = new_feedback(settings)
             if new < min_new_feedback:
-                reason = f"{new} new ratings since the last training, fewer than --min-new-feedback {min_new_feedback}; nothing to do"
+                reason = f"{new} new approved ratings since the last training, fewer than --min-new-feedback {min_new_feedback}; nothing to do"
                 echo(reason)
                 return LoopResult(False, None, None, None, reason, active_name, new)
             timings: dict[str, float] = {}
@@ -96,6 +115,8 @@ def run_loop(settings: Settings, min_new_feedback: int = 10, eval_share: float =
             export = export_feedback(settings.data_dir / "snapshots" / stamp, settings, eval_share=eval_share)
             timings["export"] = round(time.perf_counter() - started, 1)
             manifest = export.manifest
+            if export.pending_review:
+                echo(f"{export.pending_review} customer ratings await review and were left out (`helpmate feedback list --pending`)")
             echo(f"exported {export.feedback_rows} ratings ({new} new) to {export.folder}: "
                  f"{manifest.examples('sft', 'train')} train / {manifest.examples('sft', 'eval')} eval examples, hash {manifest.content_hash[:12]}")
 

@@ -17,8 +17,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from assistant.access import Caller
 from assistant.config import get_settings
-from assistant.conversations.feedback import add_feedback
+from assistant.conversations.feedback import add_feedback, review_feedback
 from assistant.llm.factory import get_chat_model
 from assistant.llm.local import LocalChatModel
 from assistant.llm.versions import VersionError, active_version
@@ -30,6 +31,7 @@ from finetune.loop import run_lock, run_loop
 from finetune.registry import promote, record_candidate, rollback
 
 EVAL_SHARE = 0.25
+REVIEWER = Caller.staff("operator", "olivia")
 FACT = "Nimbus Trail Points"
 CORRECTED = "The Nimbus Gear loyalty program is called Nimbus Trail Points."
 WRONG = "Sorry, I cannot help with that. Please ask in one of our stores."  # an answer worse than any
@@ -100,11 +102,13 @@ def test_export_redacts_cites_and_records_what_it_holds(settings, embedder, tmp_
     add_feedback("down", question="How much is express shipping?", answer="It costs 9.90 EUR.", kb="shop", given_by="agent",
                  corrected_answer="Express shipping costs 14.90 EUR. Questions? Call +49 89 1234 5678.", passages=passages,
                  settings=settings)
-    add_feedback("3", question="Is shipping free?", answer="Sometimes.", kb="shop", settings=settings)  # neither good nor bad
+    add_feedback("3", question="Is shipping free?", answer="Sometimes.", kb="shop", settings=settings)  # a customer's, not reviewed
     last = add_feedback("up", question="Is shipping free?", answer="Standard shipping is free above 75 EUR.", kb="shop", passages=passages, settings=settings)
+    review_feedback(settings, last.id, approve=True, by=REVIEWER)  # a customer's thumb, approved for training
     export = export_feedback(tmp_path / "snapshot", settings, eval_share=0.0)
-    assert (export.feedback_rows, export.feedback_through_id) == (2, last.id)
-    assert snapshot_source(tmp_path / "snapshot")["feedback_through_id"] == last.id
+    assert (export.feedback_rows, export.feedback_through_id, export.pending_review) == (2, last.id, 1)
+    source = snapshot_source(tmp_path / "snapshot")
+    assert (source["feedback_through_id"], source["review_status"], source["pending_review"]) == (last.id, "approved", 1)
     targets = [e["messages"][-1]["content"] for e in read_jsonl(tmp_path / "snapshot" / "sft_train.jsonl")]
     assert targets[0].startswith("Express shipping costs 14.90 EUR [2].") and "[PHONE]" in targets[0] and "1234" not in targets[0]
     assert targets[1] == "Standard shipping is free above 75 EUR [1]."
@@ -147,7 +151,8 @@ def test_promote_rollback_and_the_backends_follow_the_active_version(db_settings
 
 
 def test_run_is_a_no_op_without_enough_new_feedback_or_while_locked(settings):
-    add_feedback("up", question="Is shipping free?", answer="Above 75 EUR.", kb="shop", settings=settings)
+    add_feedback("up", question="Is shipping free?", answer="Above 75 EUR.", kb="shop", given_by="agent", settings=settings)
+    add_feedback("up", question="Is it free?", answer="Yes.", kb="shop", settings=settings)  # a customer's: not counted until approved
     lines: list[str] = []
     result = run_loop(settings, min_new_feedback=5, echo=lines.append)
     assert not result.promoted and result.new_feedback == 1 and "fewer than --min-new-feedback 5" in result.reason
@@ -180,7 +185,8 @@ GOOD = [
 
 def _seed(settings, prefix: str, corrected: str) -> None:
     """Corrections of a wrong answer to each question, as an agent gives them in the chat UI (ten
-    conversations for training, two held out), and answers rated up (training conversations)."""
+    conversations for training, two held out), and answers customers rated up, approved by an
+    operator (training conversations)."""
     from assistant.retrieval.retriever import Retriever
 
     retriever = Retriever(settings)
@@ -191,7 +197,8 @@ def _seed(settings, prefix: str, corrected: str) -> None:
                      kb="help", given_by="agent", conversation_key=cid, passages=found, settings=settings)
     good_ids = _conversation_ids(f"{prefix}-good", len(GOOD), False)
     for cid, (question, answer), found in zip(good_ids, GOOD, retriever.search_many([q for q, _ in GOOD], "help", k=settings.answer_passages)):
-        add_feedback("up", question=question, answer=answer, kb="help", conversation_key=cid, passages=found, settings=settings)
+        thumb = add_feedback("up", question=question, answer=answer, kb="help", conversation_key=cid, passages=found, settings=settings)
+        review_feedback(settings, thumb.id, approve=True, by=REVIEWER)  # customers' thumbs train once approved
 
 
 @pytest.fixture(scope="module")
