@@ -24,6 +24,7 @@ st.set_page_config(page_title="Helpmate", page_icon="💬", layout="wide")
 navigation = st.navigation([
     st.Page(PAGES / "chat.py", title="Chat", icon="💬", default=True),  # the default page lives at /
     st.Page(PAGES / "dashboard.py", title="Operator dashboard", icon="📊", url_path="dashboard"),
+    st.Page(PAGES / "review.py", title="Review suggestions", icon="📝", url_path="review"),
     st.Page(PAGES / "admin.py", title="Admin", icon="🛠️", url_path="admin"),
 ])
 navigation.run()

@@ -16,6 +16,7 @@ import pandas as pd
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
+from assistant.access import AccessDenied, Caller
 from assistant.analytics.aggregates import customer_message_span, sentiment_summary, worst_conversations
 from assistant.database.models import Alert, Conversation, Feedback, Message, Ticket
 
@@ -195,3 +196,28 @@ def overview(session: Session, period: Period, kb: str | None = None) -> dict[st
         open_query = open_query.where(Conversation.kb == kb)
     return {"messages": messages, "share_negative": total[0]["share_negative"] if total else None,
             "open_tickets": int(session.scalar(open_query) or 0), "alerts": len(alerts(session, period, kb))}
+
+
+REVIEW_COLUMNS = ["id", "at", "kb", "conversation", "rating", "question", "answer", "suggested_answer", "comment"]
+
+
+def pending_feedback(session: Session, caller: Caller, kb: str | None = None, limit: int = 100) -> pd.DataFrame:
+    """Customers' ratings and suggested answers awaiting review, oldest first (the review screen's queue).
+
+    Only the knowledge bases the caller may see: an operator limited to some never gets another's
+    suggestions (feedback that names no knowledge base is for unlimited staff). Customers get AccessDenied.
+    """
+    if not caller.is_staff:
+        raise AccessDenied("reviewing feedback is for our team only")
+    if kb is not None:
+        caller.check_staff(kb, "that knowledge base")
+    kbs = [kb] if kb is not None else (None if caller.knowledge_bases is None else sorted(caller.knowledge_bases))
+    query = (select(Feedback, Message.conversation_id).outerjoin(Message, Feedback.message_id == Message.id)
+             .where(Feedback.review_status == "pending").order_by(Feedback.created_at, Feedback.id).limit(limit))
+    if kbs is not None:
+        query = query.where(Feedback.kb.in_(kbs))
+    rows = [{"id": f.id, "at": f.created_at, "kb": f.kb,
+             "conversation": str(conversation_id) if conversation_id is not None else f.conversation_key,
+             "rating": f.rating, "question": f.question, "answer": f.answer, "suggested_answer": f.corrected_answer,
+             "comment": f.comment} for f, conversation_id in session.execute(query)]
+    return pd.DataFrame(rows, columns=REVIEW_COLUMNS)

@@ -152,3 +152,37 @@ def test_finetune_run_started_from_the_admin_page_runs_in_the_background(setting
     assert run.log_path.parent == settings.data_dir / "logs"
     result = json.loads([line for line in run.log_tail(200).splitlines() if line.startswith("{")][-1])
     assert result["promoted"] is False and result["reason"]
+
+
+def test_the_review_queue_holds_pending_customer_feedback_of_the_callers_knowledge_bases(db_settings):
+    from assistant.access import AccessDenied, Caller
+    from assistant.conversations.feedback import add_feedback, review_feedback
+    from assistant.database import session_scope
+    from ui.dashboard_data import pending_feedback
+
+    with session_scope(db_settings) as session:
+        help_conversation, (help_answer,) = _conversation(session, db_settings, "help", [
+            ("customer", "How long is the return window?", {}), ("assistant", "14 days [1].", {})])
+        _, (notes_answer,) = _conversation(session, db_settings, "notes", [
+            ("customer", "Internal question?", {}), ("assistant", "Internal answer.", {})])
+        help_conversation, help_answer, notes_answer = help_conversation.id, help_answer.id, notes_answer.id
+    suggestion = add_feedback("down", message_id=help_answer, corrected_answer="30 days from delivery.", comment="Wrong",
+                              caller=Caller.customer(db_settings, help_conversation), settings=db_settings)
+    thumb = add_feedback("down", message_id=notes_answer, settings=db_settings)
+    decided = add_feedback("up", message_id=help_answer, settings=db_settings)
+    review_feedback(db_settings, decided.id, approve=False, by=Caller.staff("admin", "adam"))
+    add_feedback("down", question="Q?", answer="A.", kb="help", corrected_answer="B.", given_by="agent", settings=db_settings)
+    with session_scope(db_settings) as session:
+        everything = pending_feedback(session, Caller.staff("admin", "adam"))
+        assert list(everything["id"]) == [suggestion.id, thumb.id], "pending only: not rejected, not staff feedback"
+        row = everything.iloc[0].to_dict()
+        assert (row["kb"], row["conversation"], row["rating"], row["question"], row["answer"], row["suggested_answer"],
+                row["comment"]) == ("help", str(help_conversation), "down", "How long is the return window?", "14 days [1].",
+                                    "30 days from delivery.", "Wrong")
+        limited = Caller.staff("operator", "olivia", ["help"])
+        assert list(pending_feedback(session, limited)["id"]) == [suggestion.id]
+        assert list(pending_feedback(session, Caller.staff("admin", "adam"), kb="notes")["id"]) == [thumb.id]
+        with pytest.raises(AccessDenied):
+            pending_feedback(session, limited, kb="notes")
+        with pytest.raises(AccessDenied, match="for our team only"):
+            pending_feedback(session, Caller.customer(db_settings, help_conversation))
