@@ -4,6 +4,11 @@ Three ways in: ``add_message`` on the chat path (one message, scored in millisec
 a spike of negative messages at once), ``import_conversations`` for historical tickets (batches,
 progress bar, bad rows reported by line and skipped), and ``backfill_sentiment`` when the
 sentiment model changes. All three give negative messages a topic (``assistant.analytics.aggregates``).
+
+With ``redact_on_store`` the first two store customer messages redacted (``redaction``): e-mail
+addresses, phone, card, account and national id numbers, dates of birth and IP addresses become
+placeholders before the text reaches the database, so no operator, export or backup ever holds
+them. Sentiment is still scored on what the customer wrote (see ``_stored_text``).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from assistant.config import Settings
 from assistant.database import session_scope
 from assistant.database.models import Conversation, Message
 from assistant.conversations.records import BadRow, read_records
+from assistant.conversations.redaction import redact, redact_values
 from assistant.sentiment.model import get_sentiment_model, Scorer
 
 ROLES: tuple[str, ...] = ("customer", "assistant", "agent")
@@ -54,6 +60,18 @@ def parse_timestamp(value: str) -> datetime:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
+def _stored_text(settings: Settings, role: str, text: str) -> str:
+    """What is written for a message: a customer's text redacted when ``redact_on_store`` is set.
+
+    Callers score sentiment on the original text, not on this: the score is of what the customer
+    wrote and holds no personal data itself, and the values redaction removes (an address, a card
+    number) carry no feeling, while the placeholders that replace them are tokens the model never
+    saw in training, which can move a score and now and then flip its label. The price: a later
+    ``backfill_sentiment`` (after a model upgrade) can only score the stored, redacted text.
+    """
+    return redact(text) if settings.redact_on_store and role == "customer" else text
+
+
 # --- the chat path -------------------------------------------------------------------------------
 
 
@@ -76,21 +94,27 @@ def add_message(session: Session, conversation: Conversation, role: str, text: s
                 settings: Settings, spike_rule: SpikeRule | None = SpikeRule()) -> Message:
     """Store one message. A customer message gets its sentiment before it is written; a negative
     one also gets a topic, and its knowledge base and channel are checked for a spike
-    (``spike_rule=None`` skips that check)."""
+    (``spike_rule=None`` skips that check). With ``redact_on_store`` a customer message is stored
+    redacted, and so are the strings of any message's ``trace`` (an agent's trace quotes the
+    customer in its tool arguments and rewritten question)."""
     role = normalise_role(role)
     if not text.strip():
         raise ValueError("cannot store an empty message")
-    message = Message(conversation_id=conversation.id, role=role, text=text,
+    stored = _stored_text(settings, role, text)
+    if settings.redact_on_store and trace is not None:
+        trace = redact_values(trace)
+    message = Message(conversation_id=conversation.id, role=role, text=stored,
                       created_at=created_at or datetime.now(timezone.utc), model_version=model_version,
                       retrieved_chunk_ids=list(retrieved_chunk_ids) if retrieved_chunk_ids is not None else None,
                       latency_ms=latency_ms, answer_kind=answer_kind, trace=trace)
     if role == "customer":
         model = get_sentiment_model(settings)
-        sentiment = model.score(text)
+        sentiment = model.score(text)  # the original text: see _stored_text
         message.sentiment_label, message.sentiment_score, message.sentiment_model = sentiment.label, sentiment.score, model.version
         if sentiment.label == "negative":
-            # No matching document leaves the topic empty; `helpmate sentiment backfill` clusters those.
-            message.topic = kb_topics([text], conversation.kb, settings)[0]
+            # From the stored text, as import and backfill do. No matching document leaves the
+            # topic empty; `helpmate sentiment backfill` clusters those.
+            message.topic = kb_topics([stored], conversation.kb, settings)[0]
     session.add(message)
     session.flush()
     if role == "customer" and spike_rule is not None:
@@ -177,7 +201,8 @@ def import_conversations(path: Path, kb: str | None = None, *, settings: Setting
 
     Good rows are kept and bad ones reported with their line numbers. Each batch is committed on
     its own, and rows already in the database (same conversation, time, role and text) are
-    skipped, so an import that stopped half-way is finished by running it again. Afterwards the
+    skipped, so an import that stopped half-way is finished by running it again (with
+    ``redact_on_store``, customer rows are compared redacted, as they were stored). Afterwards the
     negative messages get topics and the imported period is scanned for spikes. ``scorer`` scores
     the batches elsewhere (``assistant.sentiment.batch.RaySentimentScorer``: on a Ray cluster); it
     must run the same model version as this process.
@@ -212,18 +237,20 @@ def import_conversations(path: Path, kb: str | None = None, *, settings: Setting
                 if row.channel != channel:
                     report.bad_rows.append(BadRow(row.line, f"conversation {row.external_id!r} is on channel {channel!r}, not {row.channel!r}"))
                     continue
-                key = _key(conversation_id, row.created_at, row.role, row.text)
+                stored = _stored_text(settings, row.role, row.text)
+                key = _key(conversation_id, row.created_at, row.role, stored)  # as the database holds it
                 if key in seen:
                     report.duplicates += 1
                     continue
                 seen.add(key)
-                fresh.append((conversation_id, row))
-            customers = [i for i, (_, row) in enumerate(fresh) if row.role == "customer"]
+                fresh.append((conversation_id, row, stored))
+            customers = [i for i, (_, row, _) in enumerate(fresh) if row.role == "customer"]
+            # The original text: see _stored_text.
             sentiments = dict(zip(customers, scorer.score_batch([fresh[i][1].text for i in customers])))
             with session_scope(settings) as session:
                 added = []
-                for i, (conversation_id, row) in enumerate(fresh):
-                    message = Message(conversation_id=conversation_id, role=row.role, text=row.text, created_at=row.created_at)
+                for i, (conversation_id, row, stored) in enumerate(fresh):
+                    message = Message(conversation_id=conversation_id, role=row.role, text=stored, created_at=row.created_at)
                     if i in sentiments:
                         message.sentiment_label, message.sentiment_score = sentiments[i].label, sentiments[i].score
                         message.sentiment_model = model.version

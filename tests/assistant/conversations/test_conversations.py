@@ -176,3 +176,55 @@ def test_backfill_scores_what_is_missing_or_outdated(settings, tmp_path):
     with session_scope(settings) as session:
         labels = session.scalars(select(Message.sentiment_label).where(Message.role == "customer").order_by(Message.created_at)).all()
     assert labels == ["negative", "positive"]
+
+
+ANGRY_WITH_DETAILS = ("Still no refund to DE89 3704 0044 0532 0130 00 after three weeks, this is ridiculous! "
+                      "Write to jane dot doe at example dot com or call +49 176 12345678.")
+ANGRY_REDACTED = "Still no refund to [IBAN] after three weeks, this is ridiculous! Write to [EMAIL] or call [PHONE]."
+
+
+def test_redact_on_store_keeps_personal_data_out_of_stored_chat_messages(db_settings):
+    redacting = db_settings.model_copy(update={"redact_on_store": True})
+    model = get_sentiment_model(redacting)
+    with session_scope(redacting) as session:
+        conversation = start_conversation(session, "chat", kb="help", customer_id="cust-9")
+        angry = add_message(session, conversation, "customer", ANGRY_WITH_DETAILS, settings=redacting)
+        # An agent's reply quotes the customer in its trace (tool arguments, the rewritten question).
+        reply = add_message(session, conversation, "assistant", "Refunds are paid within 5 business days.", settings=redacting,
+                            trace={"tools": [{"tool": "search_knowledge_base", "arguments": {"query": ANGRY_WITH_DETAILS}}]})
+        ids = angry.id, reply.id
+    with session_scope(redacting) as session:
+        angry, reply = (session.get(Message, i) for i in ids)
+        assert angry.text == ANGRY_REDACTED
+        assert reply.trace["tools"][0]["arguments"]["query"] == ANGRY_REDACTED
+        assert reply.text == "Refunds are paid within 5 business days."
+        original = model.score(ANGRY_WITH_DETAILS)  # scored on what the customer wrote, not on the placeholders
+        assert (angry.sentiment_label, angry.sentiment_score) == (original.label, pytest.approx(original.score))
+        assert angry.sentiment_score != pytest.approx(model.score(ANGRY_REDACTED).score)
+    with session_scope(db_settings) as session:  # the setting is off by default: stored as written
+        conversation = start_conversation(session, "chat", kb="help")
+        assert add_message(session, conversation, "customer", ANGRY_WITH_DETAILS, settings=db_settings).text == ANGRY_WITH_DETAILS
+
+
+def test_redact_on_store_redacts_imported_customer_messages_and_reimports_nothing_twice(settings, tmp_path):
+    redacting = settings.model_copy(update={"redact_on_store": True})
+    path = tmp_path / "tickets.csv"
+    path.write_text(
+        "conversation_id,timestamp,role,text,channel,customer_id\n"
+        f'R-1,2026-11-20T09:00:00Z,customer,"{ANGRY_WITH_DETAILS}",email,cust-9\n'
+        "R-1,2026-11-20T09:30:00Z,agent,We refunded the card ending 1111 today; our line is +49 89 1234 5678.,email,cust-9\n"
+        "R-1,2026-11-20T10:00:00Z,customer,My SSN is 123-45-6789 and I was born on 12 March 1985.,email,cust-9\n"
+    )
+    report = import_conversations(path, settings=redacting)
+    assert (report.messages_added, report.customer_messages, report.negative) == (3, 2, 1)
+    with session_scope(redacting) as session:
+        messages = session.scalars(select(Message).order_by(Message.created_at)).all()
+        assert [m.text for m in messages] == [
+            ANGRY_REDACTED,
+            "We refunded the card ending 1111 today; our line is +49 89 1234 5678.",  # the team's own words are kept
+            "My SSN is [NATIONAL_ID] and I was born on [DOB].",
+        ]
+        assert messages[0].sentiment_score == pytest.approx(get_sentiment_model(redacting).score(ANGRY_WITH_DETAILS).score)
+        assert messages[0].topic  # negative: a topic from the stored (redacted) text
+    again = import_conversations(path, settings=redacting)  # compared as stored, so nothing is added twice
+    assert (again.messages_added, again.duplicates) == (0, 3)
