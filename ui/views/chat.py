@@ -55,6 +55,17 @@ def _choose_kb(state: dict) -> str | None:
     return kb
 
 
+def _send_feedback(message_id: int, rating: str, corrected_answer: str | None = None) -> bool:
+    """Store the visitor's rating as this conversation's customer; a refusal (too many) is shown, not raised."""
+    caller = customer(settings(), _state()["conversation_id"], st.context.ip_address)
+    try:
+        give_feedback(settings(), message_id, rating, corrected_answer=corrected_answer, caller=caller)
+    except (ValueError, AccessDenied) as error:
+        st.warning(str(error))
+        return False
+    return True
+
+
 def _feedback_controls(index: int, turn: dict) -> None:
     message_id = turn.get("message_id")
     if message_id is None:
@@ -69,8 +80,7 @@ def _feedback_controls(index: int, turn: dict) -> None:
             rating = "up"
         if down.button("👎 Not helpful", key=f"down_{index}"):
             rating = "down"
-        if rating:
-            give_feedback(settings(), message_id, rating)
+        if rating and _send_feedback(message_id, rating):
             turn["rating"] = rating
             st.rerun()
     if turn.get("suggested"):
@@ -83,9 +93,8 @@ def _feedback_controls(index: int, turn: dict) -> None:
         if sent:
             if not better.strip():
                 st.warning("Write the better answer first.")
-            else:
-                # A correction without a thumb says the answer was not good enough.
-                give_feedback(settings(), message_id, turn.get("rating") or "down", corrected_answer=better.strip())
+            # A correction without a thumb says the answer was not good enough.
+            elif _send_feedback(message_id, turn.get("rating") or "down", corrected_answer=better.strip()):
                 turn["suggested"] = True
                 st.rerun()
 
