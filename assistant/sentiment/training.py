@@ -231,7 +231,7 @@ def _adapter_digest(peft_model, head: SentimentHead) -> str:
     return digest.hexdigest()[:12]
 
 
-def _subsample(domains: np.ndarray, keep_domains: Sequence[str], per_domain: int, seed: int) -> np.ndarray:
+def fold_rows(domains: np.ndarray, keep_domains: Sequence[str], per_domain: int, seed: int) -> np.ndarray:
     """Row indices: at most ``per_domain`` random rows of each VADER domain, all rows of the others."""
     rng = np.random.default_rng(seed)
     rows = []
@@ -327,9 +327,11 @@ def _train(datasets: Path, output: Path | None, settings: Settings, seed: int, b
 def held_out_domains(data: TrainingSet, frozen: FrozenStates, lexical: np.ndarray, settings: Settings,
                      seeds: Sequence[int] = HELD_OUT_SEEDS, epochs: int = HELD_OUT_EPOCHS,
                      rows_per_domain: int = HELD_OUT_ROWS, show_progress: bool = False,
-                     after_each: Callable[[str, dict], None] | None = None) -> dict:
-    """Leave-one-domain-out: for each VADER domain, models trained without it (one per seed, which
-    picks the rows and the initialisation), scored on it against VADER; ``helpmate`` is their mean.
+                     after_each: Callable[[str, dict], None] | None = None,
+                     held_out: Sequence[str] = tuple(VADER_DOMAINS)) -> dict:
+    """Leave-one-domain-out: for each VADER domain in ``held_out``, models trained without it (one per
+    seed, which picks the rows and the initialisation), scored on it against VADER; ``helpmate`` is
+    their mean.
 
     ``after_each(domain, result)`` runs as each domain ends (training writes metadata.json there).
     """
@@ -337,13 +339,13 @@ def held_out_domains(data: TrainingSet, frozen: FrozenStates, lexical: np.ndarra
     present = [d for d in [*VADER_DOMAINS, "banking77"] if (domains == d).any()]
     vader = VaderBaseline()
     results: dict = {}
-    for domain in VADER_DOMAINS:
+    for domain in held_out:
         trained_on = [d for d in present if d != domain]
         test_rows = np.flatnonzero(domains == domain)
         gold = [LABELS[i] for i in data.labels[test_rows]]
         by_seed: dict[str, dict] = {}
         for seed in seeds:
-            rows = _subsample(domains, trained_on, rows_per_domain, seed)
+            rows = fold_rows(domains, trained_on, rows_per_domain, seed)
             fold_model, _, fold_head = fine_tune(frozen, rows, data.labels[rows], lexical[rows], settings, seed, epochs,
                                                  show_progress, rated=domains[rows] != "banking77")
             predicted = _cached_predictions(frozen, fold_model, fold_head, test_rows, lexical[test_rows])

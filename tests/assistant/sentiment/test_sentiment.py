@@ -7,13 +7,14 @@ import json
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import typer
 from typer.testing import CliRunner
 
 from assistant.config import Settings
 
-from assistant.sentiment.data import contains_any, neutral_requests, read_labelled
+from assistant.sentiment.data import contains_any, load_training_set, neutral_requests, read_labelled, TrainingSet
 from assistant.sentiment.evaluation import metrics
 from assistant.sentiment.model import (
     ADAPTER_FILE,
@@ -26,7 +27,7 @@ from assistant.sentiment.model import (
     SentimentModel,
     VaderBaseline,
 )
-from assistant.sentiment.training import train_model
+from assistant.sentiment.training import FrozenStates, fold_rows, held_out_domains, HELD_OUT_ROWS, train_model
 from assistant.cli.sentiment import eval_sentiment
 from tests.conftest import SHARED
 
@@ -137,10 +138,28 @@ def test_shipped_model_meets_the_sst2_goal_and_names_its_data(model):
             assert hashlib.sha256((DATASETS / source["file"]).read_bytes()).hexdigest() == source["sha256"]
 
 
-@pytest.mark.parametrize("domain", ["tweets", "amazon", "movie", "nyt"])
-def test_shipped_model_beats_vader_on_each_held_out_domain(model, domain):
-    result = model.metadata["metrics"]["held_out_domains"][domain]
-    assert result["helpmate"]["macro_f1"] > result["vader"]["macro_f1"]
+@pytest.mark.slow
+@needs_datasets
+def test_held_out_amazon_reviews_the_recipe_beats_vader_as_recorded(settings):
+    """Computed here, not read from metadata.json: the shipped recipe trained without the Amazon reviews
+    (seed 0, 1 epoch over at most 1,500 rows of each other domain, as `helpmate sentiment train` does)
+    beats VADER on all 3,708 of them, and gives the macro-F1 that training recorded for that seed.
+
+    Only the rows this fold trains on and the Amazon rows are encoded (about 10,000 of 24,000), so
+    it takes minutes instead of the whole training's forty.
+    """
+    data = load_training_set(DATASETS)
+    domains = np.asarray(data.domains)
+    trained_on = ["tweets", "movie", "nyt", "banking77"]
+    keep = np.union1d(fold_rows(domains, trained_on, HELD_OUT_ROWS, seed=0), np.flatnonzero(domains == "amazon"))
+    fold = TrainingSet([data.texts[i] for i in keep], data.labels[keep], [data.domains[i] for i in keep], data.sources)
+    lexical = VaderBaseline().lexicon_features(fold.texts)
+    result = held_out_domains(fold, FrozenStates(fold.texts, settings), lexical, settings, seeds=(0,), held_out=("amazon",))["amazon"]
+    assert result["n"] == 3708 and result["training_rows"] == {"tweets": 1500, "movie": 1500, "nyt": 1500, "banking77": 1500}
+    assert result["helpmate"]["macro_f1"] > result["vader"]["macro_f1"] + 0.02
+    recorded = json.loads((MODEL_DIR / "metadata.json").read_text())["metrics"]["held_out_domains"]["amazon"]
+    assert result["vader"] == recorded["vader"]
+    assert result["helpmate"]["macro_f1"] == pytest.approx(recorded["helpmate_by_seed"]["0"]["macro_f1"], abs=0.015)
 
 
 @needs_datasets
