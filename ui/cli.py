@@ -8,6 +8,7 @@ from assistant.cli.chat import ask, chat
 from assistant.cli.conversations import import_conversations
 from assistant.cli.feedback import feedback_app
 from assistant.cli.models import models_app
+from assistant.cli.privacy import privacy_app
 from assistant.cli.sentiment import sentiment_app
 from assistant.cli.serve import serve_model
 from finetune.cli import finetune_app
@@ -29,6 +30,7 @@ app.add_typer(feedback_app, name="feedback")
 app.add_typer(finetune_app, name="finetune")
 app.command("ui")(ui)
 app.add_typer(users_app, name="users")
+app.add_typer(privacy_app, name="privacy")
 
 if __name__ == "__main__":
     app()
