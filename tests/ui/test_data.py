@@ -6,9 +6,11 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
+from assistant.access import Caller
 from tests.helpers import make_helpcenter
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+ADMIN = Caller.staff("admin", "adam")  # sees every knowledge base; tests/security covers limited operators
 
 
 def _conversation(session, settings, kb, turns, channel="chat", start=T0):
@@ -39,13 +41,13 @@ def test_feedback_rate_and_thumbs_up_share_by_model_version(db_settings):
     for message_id, rating in zip(answers, ["up", "down", "up", "down"]):
         add_feedback(rating, message_id=message_id, settings=db_settings, created_at=T0 + timedelta(hours=5))
     with session_scope(db_settings) as session:
-        table = feedback_by_model(session, Period(date(2026, 11, 20), date(2026, 11, 20)))
+        table = feedback_by_model(session, ADMIN, Period(date(2026, 11, 20), date(2026, 11, 20)))
         rows = {row["model_version"]: row for row in table.to_dict("records")}
         assert rows["base"]["answers"] == 3 and rows["base"]["feedback"] == 3
         assert rows["base"]["feedback_rate"] == 1.0 and rows["base"]["thumbs_up_share"] == pytest.approx(2 / 3, abs=1e-4)
         assert rows["adapter-v2"]["thumbs_up_share"] == 0.0
         # Outside the period there is nothing.
-        assert feedback_by_model(session, Period(date(2026, 11, 1), date(2026, 11, 2))).empty
+        assert feedback_by_model(session, ADMIN, Period(date(2026, 11, 1), date(2026, 11, 2))).empty
 
 
 def test_unanswered_questions_are_the_refusals_with_their_question(db_settings):
@@ -60,10 +62,10 @@ def test_unanswered_questions_are_the_refusals_with_their_question(db_settings):
             ("customer", "How long is the return window?", {}),
             ("assistant", "30 days [1].", {"answer_kind": "generated"}),
         ])
-        table = unanswered(session, Period(date(2026, 11, 20), date(2026, 11, 20)))
+        table = unanswered(session, ADMIN, Period(date(2026, 11, 20), date(2026, 11, 20)))
         assert list(table["question"]) == ["Do you sell kayaks?"]
         assert table["reason"][0] == "best passage similarity 0.21"
-        assert unanswered(session, Period(date(2026, 11, 20), date(2026, 11, 20)), kb="other").empty
+        assert unanswered(session, ADMIN, Period(date(2026, 11, 20), date(2026, 11, 20)), kb="other").empty
 
 
 def test_sentiment_over_time_counts_every_class_per_day(db_settings):
@@ -78,12 +80,12 @@ def test_sentiment_over_time_counts_every_class_per_day(db_settings):
         _conversation(session, db_settings, "help", [("customer", "What are your opening hours?", {})],
                       start=T0 + timedelta(days=1))
         period = Period(date(2026, 11, 20), date(2026, 11, 21))
-        frame = sentiment_over_time(session, period, "day")
+        frame = sentiment_over_time(session, ADMIN, period, "day")
         by_day = frame.groupby("period")["messages"].sum().to_dict()
         assert by_day == {"2026-11-20": 2, "2026-11-21": 1}
         day_one = frame[frame["period"] == "2026-11-20"].set_index("sentiment")["messages"].to_dict()
         assert day_one["negative"] == 1 and day_one["positive"] == 1
-        head = overview(session, period)
+        head = overview(session, ADMIN, period)
         assert head["messages"] == 3 and head["share_negative"] == pytest.approx(1 / 3, abs=1e-3)
 
 
@@ -98,9 +100,9 @@ def test_ticket_queue_puts_urgent_first_and_hides_closed(db_settings):
             conversation, _ = _conversation(session, db_settings, "help", [("customer", "I need help", {})])
             ids.append(create_ticket(session, conversation.id, "asked for a person", priority)[0].id)
         set_ticket_status(session, ids[2], "closed")
-        queue = tickets(session)
+        queue = tickets(session, ADMIN)
         assert list(queue["priority"]) == ["urgent", "normal"]
-        assert len(tickets(session, ("open", "assigned", "closed"))) == 3
+        assert len(tickets(session, ADMIN, ("open", "assigned", "closed"))) == 3
 
 
 def test_uploads_are_ingested_one_by_one_and_failures_listed(settings, tmp_path):
