@@ -30,13 +30,14 @@ _MB = 1024 * 1024
 def check_unzipped_size(path: Path, max_unzipped_mb: float) -> None:
     """Raise ``LoaderError`` when the ZIP at ``path`` declares more than ``max_unzipped_mb`` of content.
 
-    A file that is not a ZIP passes: its loader reports that in its own words.
+    A file that is not a ZIP, or whose directory cannot be read, passes: its loader opens it through
+    the same ``zipfile``, fails the same way, and reports that in its own words.
     """
     limit = max_unzipped_mb * _MB
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
-    except zipfile.BadZipFile:
+    except Exception:  # noqa: BLE001 - BadZipFile, and for mangled directories NotImplementedError, UnicodeDecodeError...
         return
     total = sum(member.file_size for member in members)
     if total <= limit:

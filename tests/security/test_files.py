@@ -120,3 +120,25 @@ def test_an_upload_while_another_job_holds_the_knowledge_base_says_so(settings, 
     with session_scope(settings) as session:
         assert [d.status for d in session.scalars(select(Document))] == ["indexed"]
     shutil.rmtree(upload_dir(settings, "help"))
+
+
+def test_a_mangled_zip_directory_is_a_bad_file_not_a_crashed_run(settings, embedder, tmp_path):
+    """Some corruptions of a ZIP's directory make ``zipfile`` raise NotImplementedError or
+    UnicodeDecodeError rather than BadZipFile; the check lets the loader report them per file."""
+    import random
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    original = make_docx(tmp_path / "original.docx", "Returns", {"Window": ["Returns within 30 days."]}).read_bytes()
+    rng = random.Random(7)
+    for number in range(40):
+        mangled = bytearray(original)
+        for _ in range(rng.randint(1, 10)):
+            mangled[len(mangled) - 1 - rng.randrange(600)] = rng.randrange(256)  # the central directory is at the end
+        (folder / f"mangled-{number}.docx").write_bytes(bytes(mangled))
+    (folder / "hours.md").write_text("# Opening hours\n\nThe Munich store is open Monday to Saturday.\n")
+
+    summary = Ingestor("help", settings, embedder, show_progress=False).run([folder])
+
+    assert summary.files == 41 and summary.added + len(summary.failed) == 41
+    assert summary.failed and all(failure["error"] for failure in summary.failed)
