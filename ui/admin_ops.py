@@ -1,5 +1,6 @@
 """What the admin page does, without Streamlit: save uploads and ingest them one file at a time,
-list documents, ingestion runs and model versions, and start a fine-tuning run in the background.
+list documents, ingestion runs and model versions, start a fine-tuning run in the background, and
+show who may see what (knowledge-base visibility, operators' knowledge bases) and the audit log.
 
 Uploads are ingested file by file so the page can show progress as each one finishes (ingestion
 itself reports no progress to callers); each file is one ingestion run, recorded as usual.
@@ -7,6 +8,7 @@ itself reports no progress to callers); each file is one ingestion run, recorded
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -106,11 +108,33 @@ def ingest_files(settings: Settings, kb: str, paths: Sequence[Path],
 
 
 def knowledge_bases(settings: Settings) -> pd.DataFrame:
+    """Every knowledge base with its documents, index and visibility (public: offered to customers)."""
     with session_scope(settings) as session:
-        rows = [{"name": kb.name, "documents": len(kb.documents), "embedding_model": kb.embedding_model,
-                 "index": kb.index_kind, "generation": kb.index_generation, "created_at": kb.created_at}
+        rows = [{"name": kb.name, "visibility": kb.visibility, "documents": len(kb.documents),
+                 "embedding_model": kb.embedding_model, "index": kb.index_kind, "generation": kb.index_generation,
+                 "created_at": kb.created_at}
                 for kb in session.scalars(select(KnowledgeBase).order_by(KnowledgeBase.name))]
-    return pd.DataFrame(rows, columns=["name", "documents", "embedding_model", "index", "generation", "created_at"])
+    return pd.DataFrame(rows, columns=["name", "visibility", "documents", "embedding_model", "index", "generation",
+                                       "created_at"])
+
+
+def users(settings: Settings) -> pd.DataFrame:
+    """Every user with role, knowledge bases ("all" when not limited), whether active and last login."""
+    from ui.auth import list_users
+
+    rows = [{**user, "knowledge_bases": "all" if user["knowledge_bases"] is None else ", ".join(user["knowledge_bases"])}
+            for user in list_users(settings)]
+    return pd.DataFrame(rows, columns=["name", "role", "knowledge_bases", "active", "last_login_at", "created_at"])
+
+
+def audit_table(settings: Settings, limit: int = 200) -> pd.DataFrame:
+    """The newest audit entries: who did what, to what, from where."""
+    from assistant.access import audit_log
+
+    rows = [{"at": e.at, "actor": e.actor, "role": e.role, "action": e.action, "target": e.target,
+             "detail": json.dumps(e.detail, ensure_ascii=False, sort_keys=True) if e.detail is not None else None,
+             "client": e.client} for e in audit_log(settings, limit)]
+    return pd.DataFrame(rows, columns=["at", "actor", "role", "action", "target", "detail", "client"])
 
 
 def documents(settings: Settings, kb: str, failed_only: bool = False) -> pd.DataFrame:

@@ -7,6 +7,7 @@ import typer
 from assistant.cli.chat import ask, chat
 from assistant.cli.conversations import import_conversations
 from assistant.cli.feedback import feedback_app
+from assistant.cli.kb import kb_app
 from assistant.cli.models import models_app
 from assistant.cli.privacy import privacy_app
 from assistant.cli.sentiment import sentiment_app
@@ -31,6 +32,7 @@ app.add_typer(finetune_app, name="finetune")
 app.command("ui")(ui)
 app.add_typer(users_app, name="users")
 app.add_typer(privacy_app, name="privacy")
+app.add_typer(kb_app, name="kb")
 
 if __name__ == "__main__":
     app()

@@ -40,8 +40,9 @@ def artifacts_dir() -> Path:
 
 
 def prepare(data_dir: Path, documents: Path, kb: str, conversations: Path | None = DEMO_CONVERSATIONS) -> UIData:
-    """Ingest ``documents`` as ``kb``, import ``conversations`` and add an operator and an admin,
+    """Ingest ``documents`` as ``kb`` (public), import ``conversations`` and add an operator and an admin,
     using the settings of the current environment (the caller points HELPMATE_DATA_DIR here)."""
+    from assistant.access import Caller, set_visibility
     from assistant.config import get_settings
     from assistant.conversations.store import import_conversations
     from ingest.pipeline import ingest_paths
@@ -52,6 +53,7 @@ def prepare(data_dir: Path, documents: Path, kb: str, conversations: Path | None
     assert settings.data_dir == data_dir, "point HELPMATE_DATA_DIR at data_dir first"
     summary = ingest_paths([documents], kb, settings, show_progress=False)
     assert not summary.failed, summary.failed
+    set_visibility(settings, kb, "public", Caller.staff("admin", "test"))  # offered in the chat, as `make demo` does
     if conversations is not None:
         report = import_conversations(conversations, kb=kb, settings=settings)
         assert report.messages_added > 0 and not report.bad_rows, report.bad_rows[:3]

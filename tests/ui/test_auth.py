@@ -97,3 +97,41 @@ def test_users_migration_downgrades_and_upgrades_again(db_settings):
     assert "users" not in sqlalchemy.inspect(engine).get_table_names()
     migrate(engine)
     assert "users" in sqlalchemy.inspect(engine).get_table_names()
+
+
+def test_users_cli_limits_an_operator_to_knowledge_bases_as_an_audited_local_admin(settings):
+    import getpass
+
+    from assistant.access import audit_log
+    from assistant.database import session_scope
+    from assistant.database.models import KnowledgeBase
+    from ui.auth import load_account
+    from ui.users_cli import users_app
+
+    with session_scope(settings) as session:
+        session.add_all([KnowledgeBase(name="help"), KnowledgeBase(name="faq")])
+    runner = CliRunner()
+    added = runner.invoke(users_app, ["add", "olivia", "--role", "operator", "--kb", "help", "--kb", "faq", "--generate"])
+    assert added.exit_code == 0, added.output
+    assert "knowledge bases: faq, help" in added.output
+    assert load_account(settings, "olivia").knowledge_bases == {"help", "faq"}
+
+    assert runner.invoke(users_app, ["set-kbs", "olivia", "--kb", "help"]).exit_code == 0
+    assert load_account(settings, "olivia").knowledge_bases == {"help"}
+    listed = runner.invoke(users_app, ["list"]).output
+    assert "olivia\toperator\tknowledge bases: help" in listed
+    everything = runner.invoke(users_app, ["set-kbs", "olivia", "--all"])
+    assert everything.exit_code == 0 and "now sees: all" in everything.output
+    assert load_account(settings, "olivia").knowledge_bases is None
+
+    neither = runner.invoke(users_app, ["set-kbs", "olivia"])
+    assert neither.exit_code == 1 and "--kb NAME" in neither.output and "--all" in neither.output
+    unknown = runner.invoke(users_app, ["set-kbs", "olivia", "--kb", "nope"])
+    assert unknown.exit_code == 1 and "no knowledge base named nope" in unknown.output and "Traceback" not in unknown.output
+    assert runner.invoke(users_app, ["disable", "olivia"]).exit_code == 0
+    assert load_account(settings, "olivia") is None  # an open session ends on its next page run
+
+    entries = [(e.actor, e.role, e.action, e.target) for e in reversed(audit_log(settings))]
+    me = getpass.getuser()
+    assert entries == [(me, "admin", "user.add", "olivia"), (me, "admin", "user.knowledge_bases", "olivia"),
+                       (me, "admin", "user.knowledge_bases", "olivia"), (me, "admin", "user.disable", "olivia")]

@@ -56,3 +56,45 @@ def test_ui_command_refuses_a_bad_port():
     app.command()(ui)
     result = CliRunner().invoke(app, ["--port", "70000"])
     assert result.exit_code == 1 and "between 1 and 65535" in result.output
+
+
+def test_the_served_app_hides_error_details_and_the_developer_toolbar():
+    """Visitors get no tracebacks or exception messages and no Deploy/rerun/clear-cache menu (Streamlit 1.67 options)."""
+    from streamlit import config
+
+    from ui.ui_cli import streamlit_command
+
+    command = streamlit_command(8501, "127.0.0.1")
+    options = dict(zip(command[5::2], command[6::2]))  # after: python -m streamlit run APP
+    assert options["--client.showErrorDetails"] == "none" and options["--client.toolbarMode"] == "viewer"
+    for option in ("client.showErrorDetails", "client.toolbarMode"):
+        assert option in config._config_options_template  # still options of the installed Streamlit
+
+
+def test_kb_cli_lists_publishes_and_unpublishes_as_an_audited_local_admin(settings):
+    import getpass
+
+    from typer.testing import CliRunner
+
+    from assistant.access import audit_log, public_knowledge_bases
+    from assistant.cli.kb import kb_app
+    from assistant.database import session_scope
+    from assistant.database.models import KnowledgeBase
+
+    runner = CliRunner()
+    assert "no knowledge bases yet" in runner.invoke(kb_app, ["list"]).output
+    with session_scope(settings) as session:
+        session.add_all([KnowledgeBase(name="help"), KnowledgeBase(name="notes")])
+    assert runner.invoke(kb_app, ["list"]).output.splitlines() == ["help\tinternal\t0 documents",
+                                                                   "notes\tinternal\t0 documents"]
+    published = runner.invoke(kb_app, ["publish", "help"])
+    assert published.exit_code == 0 and "help is now public" in published.output
+    assert public_knowledge_bases(settings) == ["help"]
+    assert "help\tpublic" in runner.invoke(kb_app, ["list"]).output
+    assert runner.invoke(kb_app, ["unpublish", "help"]).exit_code == 0
+    assert public_knowledge_bases(settings) == []
+    missing = runner.invoke(kb_app, ["publish", "nope"])
+    assert missing.exit_code == 1 and "does not exist" in missing.output and "Traceback" not in missing.output
+    assert [(e.actor, e.action, e.detail) for e in reversed(audit_log(settings))] == [
+        (getpass.getuser(), "kb.visibility", {"visibility": "public"}),
+        (getpass.getuser(), "kb.visibility", {"visibility": "internal"})]

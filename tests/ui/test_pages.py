@@ -6,6 +6,7 @@ conversations imported (sentiment scored), an operator and an admin.
 
 from __future__ import annotations
 
+import re
 
 import pytest
 from sqlalchemy import select
@@ -46,7 +47,8 @@ def _submit(at: AppTest) -> AppTest:
 
 
 def _texts(at: AppTest) -> str:
-    parts = [m.value for m in at.markdown] + [e.value for e in at.error] + [i.value for i in at.info]
+    """Every text on the page as it reads (the chat escapes messages' Markdown; unescaped here)."""
+    parts = [re.sub(r"\\(.)", r"\1", m.value) for m in at.markdown] + [e.value for e in at.error] + [i.value for i in at.info]
     parts += [c.value for c in at.caption] + [s.value for s in at.success] + [w.value for w in at.warning]
     return "\n".join(str(p) for p in parts)
 
@@ -67,8 +69,12 @@ def test_chat_answers_with_citations_and_stores_thumbs_and_a_better_answer(ui_da
     assert answer["kind"] in ("generated", "extractive"), answer
     assert "30 days" in answer["text"]
     assert answer["citations"] and answer["citations"][0]["source"].endswith("returns.md")
-    labels = [e.label for e in at.expander]
+    # Labels are Markdown, escaped so a document's title cannot add links or images; unescaped they read plainly.
+    labels = [re.sub(r"\\(.)", r"\1", e.label) for e in at.expander]
     assert any(label.startswith("[1]") and "returns.md" in label for label in labels), labels
+    # The document's name, never where it lies on the server.
+    sources = [c.value for c in at.caption if c.value.startswith("Source:")]
+    assert sources and all("/" not in s and "returns" in s for s in sources[:1]), sources
 
     at.button(key="down_1").click().run()
     assert not at.exception, at.exception
@@ -194,6 +200,43 @@ def test_admin_page_needs_an_admin_and_lists_documents(ui_data: UIData):
     assert set(docs["status"]) == {"indexed"} and len(docs) == int(kbs["documents"][0])
     assert any(source.endswith("warranty.pdf") for source in docs["source"])
     assert at.button(key="admin_ingest").disabled  # nothing uploaded yet
+
+
+def test_admin_sets_who_sees_which_knowledge_base_and_reads_the_audit_log(ui_data: UIData):
+    from assistant.access import public_knowledge_bases
+    from assistant.config import get_settings
+    from ui.auth import list_users
+
+    settings = get_settings()
+    at = _page("admin").run()
+    at.text_input(key="login_name").set_value(ui_data.admin[0])
+    at.text_input(key="login_password").set_value(ui_data.admin[1])
+    _submit(at)
+    assert not at.exception, at.exception
+    try:
+        at.toggle(key="admin_public_help").set_value(False).run()
+        assert not at.exception, at.exception
+        assert public_knowledge_bases(settings) == [] and "help is now internal." in [s.value for s in at.success]
+        assert at.toggle(key="admin_public_help").value is False
+
+        operator = ui_data.operator[0]
+        at.checkbox[[c.label for c in at.checkbox].index(f"{operator}: all knowledge bases")].uncheck()
+        at.multiselect[[m.label for m in at.multiselect].index(f"Knowledge bases of {operator}")].select("help")
+        at.button(key=f"admin_kbs_save_{operator}").click().run()
+        assert not at.exception, at.exception
+        assert {u["name"]: u["knowledge_bases"] for u in list_users(settings)}[operator] == ["help"]
+
+        log = [f.value for f in at.dataframe if "action" in f.value.columns][0]
+        assert {"login", "kb.visibility", "user.knowledge_bases"} <= set(log["action"])
+        newest = log[log["action"] == "kb.visibility"].iloc[0]  # newest first
+        assert (newest["actor"], newest["target"], newest["detail"]) == (ui_data.admin[0], "help",
+                                                                         '{"visibility": "internal"}')
+    finally:  # the other tests of this module use the published help center and an unlimited operator
+        from assistant.access import Caller, set_visibility
+        from ui.auth import set_knowledge_bases
+
+        set_visibility(settings, "help", "public", Caller.staff("admin", "test"))
+        set_knowledge_bases(ui_data.operator[0], None, settings, by=Caller.staff("admin", "test"))
 
 
 def test_admin_promotes_and_rolls_back_model_versions(settings, tmp_path):

@@ -1,5 +1,9 @@
-"""Admin: knowledge bases (upload, ingestion progress, documents and failures) and model versions
-(evaluation scores, promote, roll back, start a fine-tuning run). Needs an admin login."""
+"""Admin: knowledge bases (upload, ingestion progress, documents and failures), model versions
+(evaluation scores, promote, roll back, start a fine-tuning run) and access (which knowledge bases
+customers see, which ones each operator sees, the audit log). Needs an admin login.
+
+Every change made here is done as the logged-in admin's caller and lands in the audit log.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,12 @@ from datetime import timedelta
 
 import streamlit as st
 
+from assistant.access import Caller, audit, set_visibility
 from ui import admin_ops as ops
-from ui.common import require_role, settings
+from ui.auth import UserError, list_users, set_knowledge_bases
+from ui.common import check_session, current_account, friendly_errors, require_role, settings
+from ui.dashboard_data import csv_bytes
+from ui.safe_text import literal
 
 RUN_KEY = "admin_finetune_run"
 
@@ -85,7 +93,7 @@ def _vllm_url() -> str | None:
     return current.vllm_base_url if current.llm_backend == "vllm" else None
 
 
-def _model_versions(account_name: str) -> None:
+def _model_versions(caller: Caller) -> None:
     st.subheader("Model versions")
     if "admin_flash" in st.session_state:
         st.success(st.session_state.pop("admin_flash"))
@@ -105,7 +113,8 @@ def _model_versions(account_name: str) -> None:
         name = st.selectbox("Version to promote", candidates, disabled=not candidates)
         if st.form_submit_button("Promote", disabled=not candidates):
             try:
-                registry.promote(name, current, _vllm_url(), reason=f"promoted by {account_name} on the admin page")
+                registry.promote(name, current, _vllm_url(), reason=f"promoted by {caller.name} on the admin page")
+                audit(current, caller, "model.promote", name)
                 st.session_state["admin_flash"] = f"{name} is now active."
                 st.rerun()
             except (ValueError, RuntimeError) as error:
@@ -115,6 +124,7 @@ def _model_versions(account_name: str) -> None:
         if st.form_submit_button("Roll back", disabled=versions.empty or "active" not in set(versions["status"])):
             try:
                 restored = registry.rollback(current, _vllm_url())
+                audit(current, caller, "model.rollback", restored.name if restored else "base model")
                 st.session_state["admin_flash"] = f"Rolled back; now answering with {restored.name if restored else 'the base model'}."
                 st.rerun()
             except (ValueError, RuntimeError) as error:
@@ -126,6 +136,7 @@ def _finetune_progress() -> None:
     run: ops.BackgroundRun | None = st.session_state.get(RUN_KEY)
     if run is None:
         return
+    check_session("admin")  # reruns on its own: stops when the admin is logged out or disabled
     if run.finished():
         code = run.process.returncode
         (st.success if code == 0 else st.error)(f"Fine-tuning run started {run.started_at:%H:%M:%S} UTC finished (exit {code}).")
@@ -134,7 +145,7 @@ def _finetune_progress() -> None:
     st.code(run.log_tail() or "(no output yet)")
 
 
-def _finetune() -> None:
+def _finetune(caller: Caller) -> None:
     st.subheader("Fine-tuning")
     st.caption("Exports feedback, trains a LoRA adapter, evaluates it against the active model and promotes it "
                "only if it is better (`helpmate finetune run`). It runs in the background; this page shows its log.")
@@ -143,19 +154,87 @@ def _finetune() -> None:
     min_new = st.number_input("Minimum new feedback", min_value=0, value=0, step=1, key="admin_min_feedback")
     if st.button("Start fine-tuning run", key="admin_finetune", disabled=running):
         st.session_state[RUN_KEY] = ops.start_finetune_run(settings(), ["--min-new-feedback", str(int(min_new))])
+        audit(settings(), caller, "finetune.start", None, {"min_new_feedback": int(min_new)})
     _finetune_progress()
 
 
+def _set_public(name: str, key: str) -> None:
+    """A visibility toggle changed. Callbacks run before the page, so the admin is checked again here."""
+    account = current_account()
+    if account is None or not account.may("admin"):
+        return  # the page run that follows shows the login form
+    visibility = "public" if st.session_state[key] else "internal"
+    try:
+        set_visibility(settings(), name, visibility, by=account.caller())
+        st.session_state["admin_access_flash"] = f"{name} is now {visibility}."
+    except ValueError as error:
+        st.session_state["admin_access_error"] = str(error)
+
+
+def _visibility(kbs) -> None:
+    st.markdown("**Knowledge bases customers see.** The chat offers only public ones; internal ones are for "
+                "operators. New knowledge bases start internal.")
+    for name, visibility in zip(kbs["name"], kbs["visibility"]):
+        key = f"admin_public_{name}"
+        st.session_state[key] = visibility == "public"  # what the database says now (another admin may have changed it)
+        st.toggle(f"{literal(name)}: public", key=key, on_change=_set_public, args=(name, key))
+
+
+def _operators(caller: Caller, kb_names: list[str]) -> None:
+    st.markdown("**Knowledge bases each operator sees** on the dashboard (admins see all). A change applies "
+                "on the operator's next page run.")
+    for user in list_users(settings()):
+        if user["role"] != "operator":
+            continue
+        name, kbs = user["name"], user["knowledge_bases"]
+        with st.form(f"admin_kbs_{name}"):
+            every = st.checkbox(f"{literal(name)}: all knowledge bases", value=kbs is None)
+            chosen = st.multiselect(f"Knowledge bases of {literal(name)}", kb_names,
+                                    default=[k for k in kbs or [] if k in kb_names],
+                                    help="Used when 'all knowledge bases' is off.")
+            if st.form_submit_button("Save", key=f"admin_kbs_save_{name}"):
+                try:
+                    set_knowledge_bases(name, None if every else chosen, settings(), by=caller)
+                except UserError as error:
+                    st.error(str(error))
+                else:
+                    st.session_state["admin_access_flash"] = f"Saved the knowledge bases of {name}."
+                    st.rerun()
+
+
+def _access(caller: Caller) -> None:
+    st.subheader("Who sees what")
+    if "admin_access_flash" in st.session_state:
+        st.success(st.session_state.pop("admin_access_flash"))
+    if "admin_access_error" in st.session_state:
+        st.error(st.session_state.pop("admin_access_error"))
+    kbs = ops.knowledge_bases(settings())
+    if kbs.empty:
+        st.caption("No knowledge base yet: upload documents first.")
+    else:
+        _visibility(kbs)
+    _operators(caller, list(kbs["name"]))
+    st.dataframe(ops.users(settings()), hide_index=True, width="stretch")
+    st.subheader("Audit log")
+    st.caption("Logins, failed and refused logins, and changes to users, knowledge bases, tickets and models; newest first.")
+    log = ops.audit_table(settings())
+    st.dataframe(log, hide_index=True, width="stretch")
+    st.download_button("Download audit log (CSV)", csv_bytes(log), file_name="audit_log.csv", mime="text/csv",
+                       key="csv_audit_log", disabled=log.empty)
+
+
 def main() -> None:
-    account = require_role("admin")
+    caller = require_role("admin").caller()
     st.title("Admin")
-    documents_tab, models_tab = st.tabs(["Knowledge bases", "Models"])
-    with documents_tab:
+    documents_tab, models_tab, access_tab = st.tabs(["Knowledge bases", "Models", "Access"])
+    with documents_tab, friendly_errors():
         _upload()
         _documents()
-    with models_tab:
-        _model_versions(account.name)
-        _finetune()
+    with models_tab, friendly_errors():
+        _model_versions(caller)
+        _finetune(caller)
+    with access_tab, friendly_errors():
+        _access(caller)
 
 
 main()

@@ -1,0 +1,61 @@
+"""`helpmate kb`: the knowledge bases, and which of them customers see.
+
+A knowledge base is internal (operators only) until an admin publishes it; only public ones are
+offered in the customer chat and searched for customers. The command acts as a local admin (the
+operating-system user), so whoever publishes or unpublishes is named in the audit log.
+"""
+
+from __future__ import annotations
+
+import getpass
+from typing import Annotated
+
+import typer
+from sqlalchemy import func, select
+
+from assistant.access import AccessDenied, Caller, set_visibility
+from assistant.cli.errors import user_errors
+from assistant.config import get_settings
+from assistant.database import session_scope
+from assistant.database.models import Document, KnowledgeBase
+
+kb_app = typer.Typer(help="Knowledge bases: list them, and publish them to customers or keep them internal.",
+                     no_args_is_help=True)
+NAME = Annotated[str, typer.Argument(help="Knowledge base name (`helpmate kb list` shows them).")]
+
+
+def _local_admin() -> Caller:
+    return Caller.staff("admin", getpass.getuser())
+
+
+@kb_app.command("list")
+def list_() -> None:
+    """Show every knowledge base, whether customers see it (public) or not (internal), and its documents."""
+    with session_scope(get_settings()) as session:
+        rows = session.execute(
+            select(KnowledgeBase.name, KnowledgeBase.visibility, func.count(Document.id))
+            .outerjoin(Document, Document.kb_id == KnowledgeBase.id)
+            .group_by(KnowledgeBase.id, KnowledgeBase.name, KnowledgeBase.visibility).order_by(KnowledgeBase.name)).all()
+    if not rows:
+        typer.echo("no knowledge bases yet; create one with `helpmate ingest PATH --kb NAME`")
+    for name, visibility, documents in rows:
+        typer.echo(f"{name}\t{visibility}\t{documents} documents")
+
+
+def _set(name: str, visibility: str) -> None:
+    with user_errors(ValueError, AccessDenied):
+        set_visibility(get_settings(), name, visibility, by=_local_admin())
+    typer.echo(f"{name} is now {visibility}" + (" (offered in the customer chat)" if visibility == "public"
+                                                else " (operators only)"))
+
+
+@kb_app.command("publish")
+def publish(name: NAME) -> None:
+    """Offer a knowledge base to customers in the chat."""
+    _set(name, "public")
+
+
+@kb_app.command("unpublish")
+def unpublish(name: NAME) -> None:
+    """Keep a knowledge base for operators only (customers no longer see or search it)."""
+    _set(name, "internal")
