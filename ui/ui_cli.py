@@ -14,10 +14,17 @@ from assistant.cli.errors import fail
 APP = Path(__file__).resolve().parent / "app.py"
 
 
+# What visitors must not get: tracebacks and exception messages (they name files and internals; the
+# server log keeps them), and the developer toolbar (Deploy, rerun, clear cache). The pages show their
+# own message for unexpected errors (ui.common.friendly_errors); this covers anything outside them.
+HARDENING = ["--client.showErrorDetails", "none", "--client.toolbarMode", "viewer"]
+
+
 def streamlit_command(port: int, host: str) -> list[str]:
     """The `streamlit run` command line for the app (headless: it prints, it does not open a browser)."""
     return [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port), "--server.address", host,
-            "--server.headless", "true", "--browser.gatherUsageStats", "false", "--global.developmentMode", "false"]
+            "--server.headless", "true", "--browser.gatherUsageStats", "false", "--global.developmentMode", "false",
+            *HARDENING]
 
 
 def ui(
