@@ -122,7 +122,9 @@ def test_chat_answers_with_a_citation_and_thumbs_down_is_stored(app_url, page, d
     citation.wait_for()
     assert "returning" in citation.inner_text().lower() or "return" in citation.inner_text().lower()
     citation.click()
-    page.locator("[data-testid='stExpanderDetails']").get_by_text("Source: ").first.wait_for()
+    source = page.locator("[data-testid='stExpanderDetails']").get_by_text("Source: ").first
+    source.wait_for()
+    assert "/" not in source.inner_text()  # the document's name, not its path on the server
     page.wait_for_timeout(500)  # let the expander finish opening before the screenshot
     page.screenshot(path=str(artifacts_dir() / "chat-answer.png"), full_page=True)
 
@@ -155,6 +157,9 @@ def test_operator_logs_in_and_sees_the_sentiment_chart(app_url, page, demo_data:
     page.get_by_text("Sentiment over time").first.wait_for()
     page.screenshot(path=str(artifacts_dir() / "dashboard.png"), full_page=True)
     assert page.get_by_text("Most negative conversations").count() == 1
+    # `helpmate ui` serves visitors without Streamlit's developer toolbar (no Deploy button).
+    assert page.locator("[data-testid='stAppDeployButton']").count() == 0
+    assert page.get_by_role("button", name="Deploy").count() == 0
 
 
 def test_admin_uploads_a_file_and_sees_it_ingested(app_url, page, demo_data: UIData, tmp_path):
