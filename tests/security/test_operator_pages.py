@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from assistant.access import AccessDenied, Caller
 from assistant.database import session_scope
-from assistant.database.models import Alert, Conversation, Ticket
+from assistant.database.models import Alert, Ticket
 from tests.conftest import REPO
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
