@@ -14,6 +14,7 @@ from assistant.cli.sentiment import sentiment_app
 from assistant.cli.serve import serve_model
 from finetune.cli import finetune_app
 from ingest.cli import ingest
+from ui.api.cli import api, keys_app
 from ui.eval_cli import eval_app
 from ui.ui_cli import ui
 from ui.users_cli import users_app
@@ -32,6 +33,8 @@ app.add_typer(finetune_app, name="finetune")
 app.command("ui")(ui)
 app.add_typer(users_app, name="users")
 app.add_typer(privacy_app, name="privacy")
+app.command("api")(api)
+app.add_typer(keys_app, name="keys")
 app.add_typer(kb_app, name="kb")
 
 if __name__ == "__main__":

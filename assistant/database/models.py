@@ -351,3 +351,71 @@ class AuditEntry(Base):
     target: Mapped[str | None] = mapped_column(String(500))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     client: Mapped[str | None] = mapped_column(String(200))
+
+
+class ApiKey(Base):
+    """A key for the HTTP API (`helpmate keys create`): role, knowledge bases, requests per minute.
+
+    Only a SHA-256 hash is kept: a key is 40 random characters, so a fast hash cannot be reversed,
+    and each request is checked with one indexed lookup (Argon2 suits passwords people choose).
+    ``prefix`` tells keys apart in lists; a revoked key stays so the audit log can name it.
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(20))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(20))  # customer | operator | admin
+    knowledge_bases: Mapped[list[Any] | None] = mapped_column(JSON)  # None: all the role may use
+    rate_limit: Mapped[int]  # requests per minute
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ApiRateWindow(Base):
+    """Requests of one API key in one minute, counted here so that every API worker shares the count."""
+
+    __tablename__ = "api_rate_windows"
+
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True)
+    window: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)  # minutes since 1970
+    requests: Mapped[int]
+
+
+class ApiConversation(Base):
+    """The hash of the secret that continues, reads and rates a conversation started through the API
+    (a customer key sits in a web page, so the key alone must not reach anyone's conversation)."""
+
+    __tablename__ = "api_conversations"
+
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True,
+                                                 autoincrement=False)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class IngestionJob(Base):
+    """An ingestion submitted through the API, run by one API process (``worker``, host:pid) and polled
+    through any; ``summary`` is what `helpmate ingest --json` prints, ``results`` one entry per file."""
+
+    __tablename__ = "ingestion_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kb: Mapped[str] = mapped_column(String(200), index=True)
+    source: Mapped[str] = mapped_column(String(10))  # upload | folder
+    paths: Mapped[list[Any]] = mapped_column(JSON)
+    options: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # include, exclude, prune
+    status: Mapped[str] = mapped_column(String(10), index=True)  # queued | running | succeeded | partial | failed
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    worker: Mapped[str | None] = mapped_column(String(200))
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    results: Mapped[list[Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
