@@ -296,15 +296,9 @@ def pending_feedback(session: Session, caller: Caller, kb: str | None = None, li
     Only the knowledge bases the caller may see: an operator limited to some never gets another's
     suggestions (feedback that names no knowledge base is for unlimited staff). Customers get AccessDenied.
     """
-    if not caller.is_staff:
-        raise AccessDenied("reviewing feedback is for our team only")
-    if kb is not None:
-        caller.check_staff(kb, "that knowledge base")
-    kbs = [kb] if kb is not None else (None if caller.knowledge_bases is None else sorted(caller.knowledge_bases))
     query = (select(Feedback, Message.conversation_id).outerjoin(Message, Feedback.message_id == Message.id)
-             .where(Feedback.review_status == "pending").order_by(Feedback.created_at, Feedback.id).limit(limit))
-    if kbs is not None:
-        query = query.where(Feedback.kb.in_(kbs))
+             .where(Feedback.review_status == "pending", _kb_in(Feedback.kb, scope(caller, kb)))
+             .order_by(Feedback.created_at, Feedback.id).limit(limit))
     rows = [{"id": f.id, "at": f.created_at, "kb": f.kb,
              "conversation": str(conversation_id) if conversation_id is not None else f.conversation_key,
              "rating": f.rating, "question": f.question, "answer": f.answer, "suggested_answer": f.corrected_answer,

@@ -47,8 +47,8 @@ def _upload() -> None:
     with st.status(f"Ingesting into {kb}", expanded=True) as status:
         def report(index: int, result: ops.FileResult) -> None:
             progress.progress((index + 1) / len(paths), text=f"{index + 1} of {len(paths)} files")
-            line = f"**{result.name}**: {result.status}, {result.chunks} chunks, {result.seconds:.1f} s"
-            st.write(line + (f" · {result.error}" if result.error else ""))
+            line = f"**{literal(result.name)}**: {result.status}, {result.chunks} chunks, {result.seconds:.1f} s"
+            st.markdown(line + (f" · {literal(result.error)}" if result.error else ""))  # file names are the uploader's text
 
         try:
             results = ops.ingest_files(current, kb, paths, on_file=report)
@@ -141,7 +141,7 @@ def _finetune_progress() -> None:
         code = run.process.returncode
         (st.success if code == 0 else st.error)(f"Fine-tuning run started {run.started_at:%H:%M:%S} UTC finished (exit {code}).")
     else:
-        st.info(f"Fine-tuning run started {run.started_at:%H:%M:%S} UTC is running… (log {run.log_path})")
+        st.info(f"Fine-tuning run started {run.started_at:%H:%M:%S} UTC is running…")
     st.code(run.log_tail() or "(no output yet)")
 
 

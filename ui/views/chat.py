@@ -12,7 +12,7 @@ import streamlit as st
 from assistant.llm.base import ModelUnavailableError
 from assistant.access import AccessDenied
 from ui.chat_backend import Reply, Token, citation_label, customer, document_name, give_feedback, knowledge_bases, request_person, start_chat
-from ui.common import backend, settings
+from ui.common import backend, client_address, friendly_errors, settings
 from ui.safe_text import literal
 
 STATE = "helpmate_chat"
@@ -57,7 +57,7 @@ def _choose_kb(state: dict) -> str | None:
 
 def _send_feedback(message_id: int, rating: str, corrected_answer: str | None = None) -> bool:
     """Store the visitor's rating as this conversation's customer; a refusal (too many) is shown, not raised."""
-    caller = customer(settings(), _state()["conversation_id"], st.context.ip_address)
+    caller = customer(settings(), _state()["conversation_id"], client_address())
     try:
         give_feedback(settings(), message_id, rating, corrected_answer=corrected_answer, caller=caller)
     except (ValueError, AccessDenied) as error:
@@ -121,7 +121,7 @@ def _show_turn(index: int, turn: dict) -> None:
 
 def _customer(state: dict, kb: str):
     """This visitor as a customer bound to the conversation their session started (started now if none)."""
-    client = st.context.ip_address
+    client = client_address()
     if state["conversation_id"] is None:
         state["conversation_id"] = start_chat(settings(), kb, client).conversation_id
     return customer(settings(), state["conversation_id"], client)
@@ -184,4 +184,5 @@ def main() -> None:
         _answer(state, kb, question.strip())
 
 
-main()
+with friendly_errors():
+    main()

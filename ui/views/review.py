@@ -16,30 +16,15 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from sqlalchemy import select
 
 from assistant.access import AccessDenied, Caller
 from assistant.conversations.feedback import review_feedback
 from assistant.database import session_scope
-from assistant.database.models import User
 from ui import dashboard_data as data
-from ui.common import require_role, settings
+from ui.common import friendly_errors, require_role, settings
 
 FLASH_KEY = "review_flash"
 SHOWN = 50  # oldest first; the rest after these are decided
-
-
-def _reviewer(name: str) -> Caller:
-    """The caller who decides: role and knowledge bases as the users table says now, so an admin's
-    change to an operator's knowledge bases (or disabling them) applies on the next click."""
-    with session_scope(settings()) as session:
-        user = session.scalars(select(User).where(User.name == name)).first()
-        found = None if user is None or not user.active else (user.role, user.knowledge_bases)
-    if found is None:
-        st.warning("Your account is disabled or no longer exists. Ask an admin if you still need access.")
-        st.stop()
-    role, knowledge_bases = found
-    return Caller.staff(role, name, knowledge_bases)
 
 
 def _decide(caller: Caller, feedback_id: int, approve: bool) -> None:
@@ -75,8 +60,9 @@ def _show(row: dict, caller: Caller) -> None:
             _decide(caller, row["id"], False)
 
 
-account = require_role("operator")
-caller = _reviewer(account.name)
+# require_role reads the account from the database on every run: a disabled operator or a change of
+# knowledge bases applies on the next click.
+caller = require_role("operator").caller()
 st.title("Review suggestions")
 st.caption("Customers' ratings and suggested answers from the chat. Approved ones become training data and held-out "
            "examples for the evaluation gate; rejected ones never do. Nothing here changes what the assistant says "
@@ -84,13 +70,14 @@ st.caption("Customers' ratings and suggested answers from the chat. Approved one
 flash = st.session_state.pop(FLASH_KEY, None)
 if flash:
     (st.error if flash[0] == "error" else st.success)(flash[1])
-with session_scope(settings()) as session:
-    queue = data.pending_feedback(session, caller, limit=SHOWN + 1)
-if queue.empty:
-    st.info("No suggestion awaits review.")
-else:
-    rows = queue.to_dict("records")
-    st.caption(f"{min(len(rows), SHOWN)}{'+' if len(rows) > SHOWN else ''} awaiting review, oldest first"
-               + ("" if caller.knowledge_bases is None else " (your knowledge bases only)") + ".")
-    for row in rows[:SHOWN]:
-        _show(row, caller)
+with friendly_errors():
+    with session_scope(settings()) as session:
+        queue = data.pending_feedback(session, caller, limit=SHOWN + 1)
+    if queue.empty:
+        st.info("No suggestion awaits review.")
+    else:
+        rows = queue.to_dict("records")
+        st.caption(f"{min(len(rows), SHOWN)}{'+' if len(rows) > SHOWN else ''} awaiting review, oldest first"
+                   + ("" if caller.knowledge_bases is None else " (your knowledge bases only)") + ".")
+        for row in rows[:SHOWN]:
+            _show(row, caller)
