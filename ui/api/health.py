@@ -37,9 +37,9 @@ def _indexes(settings: Settings) -> tuple[str | None, int]:
     if not rows:
         return "no knowledge base yet; ingest one (`helpmate ingest PATH --kb NAME`, or an ingestion job)", 0
     missing = [name for name, generation in rows
-               if generation and not (generation_dir(settings, name, generation) / DENSE_FILE).exists()]
+               if not generation or not (generation_dir(settings, name, generation) / DENSE_FILE).exists()]
     if missing:
-        return f"the index of {', '.join(sorted(missing))} is missing; ingest it again", len(rows)
+        return f"no index for {', '.join(sorted(missing))}; ingest documents into it (`helpmate ingest`)", len(rows)
     return None, len(rows)
 
 

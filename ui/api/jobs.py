@@ -125,6 +125,11 @@ def _shown(path: Path, root: Path) -> str:
         return path.name
 
 
+def _utc(moment: datetime) -> datetime:
+    """SQLite hands back the (UTC) update times without their offset."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
 def _clean(message: str, root: Path) -> str:
     return message.replace(str(root.resolve()) + os.sep, "").replace(str(root.resolve()), ".")
 
@@ -147,7 +152,7 @@ def _file_results(settings: Settings, kb: str, files: list[Path], summary: Any, 
             results.append({"file": name, "status": "failed", "error": _clean(failed[str(path)], root)})
             continue
         docs = [r for r in by_path.get(str(path), []) if r.status == "indexed"]
-        changed = any(r.updated_at and r.updated_at >= started for r in docs)
+        changed = any(r.updated_at and _utc(r.updated_at) >= started for r in docs)
         results.append({"file": name, "status": "ingested" if changed else "unchanged", "documents": len(docs),
                         "chunks": sum(r.chunk_count for r in docs)})
     return results
