@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from assistant.retrieval.retriever import Mode, Retriever
+from assistant.retrieval.retriever import DENSE_WEIGHT, Fusion, Mode, Retriever
 from assistant.retrieval.types import Hit
 
 Qrels = dict[str, dict[str, int]]
@@ -82,7 +82,10 @@ def mrr_at_k(ranking: Sequence[str], relevance: Mapping[str, int], k: int = 10) 
 
 @dataclass
 class RetrievalScores:
-    """Mean metrics over the judged queries of one split, and how long the searches took."""
+    """Mean metrics over the judged queries of one split, how they were searched, and how long it took.
+
+    ``fusion`` is None unless the mode is hybrid; ``dense_weight`` is None unless the fusion is minmax.
+    """
 
     ndcg_at_10: float
     recall_at_100: float
@@ -90,6 +93,8 @@ class RetrievalScores:
     mode: str
     queries: int
     seconds: float
+    fusion: str | None = None
+    dense_weight: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -108,8 +113,12 @@ def score_rankings(rankings: Mapping[str, Sequence[str]], qrels: Qrels) -> tuple
     return totals[0] / len(qrels), totals[1] / len(qrels), totals[2] / len(qrels)
 
 
-def evaluate_beir(retriever: Retriever, kb: str, beir_dir: Path, split: str = "test", mode: Mode = "hybrid") -> RetrievalScores:
-    """Search every judged query of ``beir_dir/qrels/SPLIT.tsv`` in ``kb`` (which holds that corpus) and score the top 100."""
+def evaluate_beir(retriever: Retriever, kb: str, beir_dir: Path, split: str = "test", mode: Mode = "hybrid",
+                  fusion: Fusion = "minmax", dense_weight: float = DENSE_WEIGHT) -> RetrievalScores:
+    """Search every judged query of ``beir_dir/qrels/SPLIT.tsv`` in ``kb`` (which holds that corpus) and score the top 100.
+
+    ``fusion`` and ``dense_weight`` are ``Retriever.search``'s, for hybrid mode.
+    """
     qrels_path = beir_dir / "qrels" / f"{split}.tsv"
     if not qrels_path.exists():
         raise FileNotFoundError(f"{qrels_path} does not exist; --split must name a file in {beir_dir / 'qrels'}")
@@ -120,8 +129,10 @@ def evaluate_beir(retriever: Retriever, kb: str, beir_dir: Path, split: str = "t
         raise ValueError(f"{len(missing)} judged queries are missing from {beir_dir / 'queries.jsonl'} (first: {missing[0]!r})")
     ids = list(qrels)
     started = time.perf_counter()
-    results = retriever.search_many([queries[q] for q in ids], kb, k=100, mode=mode)
+    results = retriever.search_many([queries[q] for q in ids], kb, k=100, mode=mode, fusion=fusion, dense_weight=dense_weight)
     seconds = time.perf_counter() - started
     ndcg, recall, mrr = score_rankings({q: rank_documents(hits) for q, hits in zip(ids, results)}, qrels)
+    hybrid = mode == "hybrid"
     return RetrievalScores(ndcg_at_10=ndcg, recall_at_100=recall, mrr_at_10=mrr, mode=mode, queries=len(ids),
-                           seconds=round(seconds, 3))
+                           seconds=round(seconds, 3), fusion=fusion if hybrid else None,
+                           dense_weight=dense_weight if hybrid and fusion == "minmax" else None)

@@ -1,24 +1,13 @@
 """Search a knowledge base: dense (FAISS), lexical (BM25) or both fused, with one hit per document.
 
 Hybrid search takes the top candidates of each side, scores every candidate on both sides exactly
-(the dense score by reconstructing its vector, the BM25 score from the full score array), min-max
-normalises each side over the candidates and adds them with weight ``DENSE_WEIGHT`` on the dense
-side. Measured with ``helpmate eval retrieval --beir SCIFACT --mode MODE`` on BEIR SciFact (test
-split, 300 queries; documents rank by their best chunk):
-
-==========================================  =======  ==========  ======
-mode                                        nDCG@10  Recall@100  MRR@10
-==========================================  =======  ==========  ======
-dense (all-MiniLM-L6-v2; MTEB: 0.645)        0.659     0.943     0.614
-BM25 (stemmed, k1=0.9, b=0.4)                0.674     0.908     0.640
-hybrid, reciprocal rank fusion (k=60)        0.725     0.959     0.690
-hybrid, min-max score fusion, weight 0.5     0.735     0.953     0.701
-==========================================  =======  ==========  ======
-
-Score fusion keeps how far apart the candidates are on each side, which rank fusion throws away.
-The weight was chosen on the train split (809 queries, nDCG@10 with 400 candidates per side:
-0.4 → 0.735, 0.5 → 0.738, 0.6 → 0.739, RRF 0.723): 0.5 and 0.6 tie there, and 0.5 holds up better
-with the 50 candidates per side that a k=5 search takes (0.738 against 0.735).
+(the dense score by reconstructing its vector, the BM25 score from the full score array) and fuses
+the two with ``fuse``: by default min-max normalised scores added with weight ``DENSE_WEIGHT`` on
+the dense side; reciprocal rank fusion (k=60) on request. Measured on BEIR SciFact, min-max fusion
+beats either side alone and beats rank fusion, which throws away how far apart the candidates are
+on each side; on the train split weight 0.5 ties with 0.6 and beats 0.4. The figures, with the
+``helpmate eval retrieval --mode/--fusion/--dense-weight`` commands that print them, are in
+BENCHMARKS.md ("Retrieval on BEIR SciFact"); they are not repeated here so that they cannot drift.
 
 Indexes are loaded lazily per (knowledge base, index generation) and shared read-only between
 threads: each search reads the knowledge base's current generation from the database (one
@@ -30,7 +19,8 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Literal, Sequence, get_args
+from functools import partial
+from typing import Callable, Literal, Sequence, get_args
 
 import faiss
 import numpy as np
@@ -46,8 +36,11 @@ from assistant.retrieval.vector_index import DENSE_FILE, VectorIndex, generation
 
 Mode = Literal["dense", "bm25", "hybrid"]
 MODES: tuple[str, ...] = get_args(Mode)
+Fusion = Literal["minmax", "rrf"]
+FUSIONS: tuple[str, ...] = get_args(Fusion)
 
 DENSE_WEIGHT = 0.5
+RRF_K = 60  # the constant of Cormack et al. (2009), which most systems keep
 _MIN_CANDIDATES = 50  # chunks taken from each side per search, at least; more when k is large
 _SQL_BATCH = 500
 
@@ -89,19 +82,26 @@ class Retriever:
         return self._embedder
 
     def search(self, query: str, kb: str, k: int = 5, mode: Mode = "hybrid",
-               sources: Sequence[str] | None = None) -> list[Hit]:
+               sources: Sequence[str] | None = None, *, fusion: Fusion = "minmax",
+               dense_weight: float = DENSE_WEIGHT) -> list[Hit]:
         """The best chunk of each of the ``k`` best documents for ``query``, best first.
 
         ``sources`` keeps only documents whose source starts with one of the given prefixes
-        (a file path, a folder, or ``corpus.jsonl#id``).
+        (a file path, a folder, or ``corpus.jsonl#id``). ``fusion`` and ``dense_weight`` say how
+        hybrid mode combines the two sides (see ``fuse``); the other modes ignore them.
         """
-        return self.search_many([query], kb, k, mode, sources)[0]
+        return self.search_many([query], kb, k, mode, sources, fusion=fusion, dense_weight=dense_weight)[0]
 
     def search_many(self, queries: Sequence[str], kb: str, k: int = 5, mode: Mode = "hybrid",
-                    sources: Sequence[str] | None = None) -> list[list[Hit]]:
+                    sources: Sequence[str] | None = None, *, fusion: Fusion = "minmax",
+                    dense_weight: float = DENSE_WEIGHT) -> list[list[Hit]]:
         """``search`` for many queries, embedding them in batches (evaluation runs hundreds)."""
         if mode not in MODES:
             raise ValueError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
+        if fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
+        if not 0.0 <= dense_weight <= 1.0:
+            raise ValueError(f"dense_weight must be between 0 and 1, got {dense_weight}")
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         if any(not q.strip() for q in queries):
@@ -117,8 +117,9 @@ class Retriever:
         n = min(generation.lexical.size, max(4 * k, _MIN_CANDIDATES))
         # One FAISS call for all queries: per-query calls each start OpenMP threads (ten times slower on 2 busy cores).
         dense_hits = self._dense_search(generation.dense, vectors, n, allowed) if vectors is not None else None
+        fuse_sides = partial(fuse, fusion=fusion, dense_weight=dense_weight)
         ranked = [self._rank(generation, query, None if vectors is None else vectors[i],
-                             None if dense_hits is None else dense_hits[i], n, k, mode, allowed)
+                             None if dense_hits is None else dense_hits[i], n, k, mode, fuse_sides, allowed)
                   for i, query in enumerate(queries)]
         return self._hits(ranked)
 
@@ -189,11 +190,11 @@ class Retriever:
 
     def _rank(self, generation: _Generation, query: str, vector: np.ndarray | None,
               dense_hits: tuple[np.ndarray, np.ndarray] | None, n: int, k: int, mode: Mode,
-              allowed: np.ndarray | None) -> list[_Candidate]:
+              fuse_sides: _Fuse, allowed: np.ndarray | None) -> list[_Candidate]:
         """The best chunk of each of the top-k documents; fetches more candidates while documents repeat."""
         size = generation.lexical.size
         while True:
-            candidates = self._candidates(generation, query, vector, dense_hits, n, mode, allowed)
+            candidates = self._candidates(generation, query, vector, dense_hits, n, mode, fuse_sides, allowed)
             best: dict[int, _Candidate] = {}
             for candidate in candidates:
                 best.setdefault(candidate.document_id, candidate)
@@ -207,7 +208,7 @@ class Retriever:
 
     def _candidates(self, generation: _Generation, query: str, vector: np.ndarray | None,
                     dense_hits: tuple[np.ndarray, np.ndarray] | None, n: int, mode: Mode,
-                    allowed: np.ndarray | None) -> list[_Candidate]:
+                    fuse_sides: _Fuse, allowed: np.ndarray | None) -> list[_Candidate]:
         """Up to ``n`` chunks from each side (``dense_hits`` are the dense side's), scored for ``mode``, best first."""
         lexical = generation.lexical
         if n == 0 or (allowed is not None and not len(allowed)):
@@ -229,7 +230,7 @@ class Retriever:
                 ids = np.union1d(dense_ids, lexical.chunk_ids[top])
                 dense = generation.dense.index.reconstruct_batch(ids) @ vector
                 bm25 = bm25_all[lexical.positions(ids)]
-                fused = DENSE_WEIGHT * _min_max(dense) + (1 - DENSE_WEIGHT) * _min_max(bm25)
+                fused = fuse_sides(dense, bm25)
         positions = lexical.positions(ids)
         order = np.argsort(-np.asarray(fused), kind="stable")
         return [
@@ -269,6 +270,28 @@ class Retriever:
              for c in candidates if (row := rows.get(c.chunk_id)) is not None]  # gone if a newer ingestion removed it
             for candidates in ranked
         ]
+
+
+_Fuse = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def fuse(dense: np.ndarray, bm25: np.ndarray, fusion: Fusion = "minmax", dense_weight: float = DENSE_WEIGHT) -> np.ndarray:
+    """One hybrid score per candidate from its exact dense and BM25 scores (higher is better).
+
+    ``minmax`` rescales each side to 0..1 over the candidates and weights the dense side by
+    ``dense_weight``: it keeps how far apart the candidates are on each side. ``rrf`` (reciprocal
+    rank fusion) adds 1 / (RRF_K + rank) of both sides, ranks taken among the candidates (ties share
+    the better rank): it needs no weight and ignores score gaps. Both are measured in BENCHMARKS.md.
+    """
+    if fusion == "rrf":
+        return 1.0 / (RRF_K + _ranks(dense)) + 1.0 / (RRF_K + _ranks(bm25))
+    return dense_weight * _min_max(dense) + (1 - dense_weight) * _min_max(bm25)
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """1 + how many values are strictly higher, for each value (competition ranking: ties share a rank)."""
+    values = np.asarray(values, dtype=np.float64)
+    return 1 + len(values) - np.searchsorted(np.sort(values), values, side="right")
 
 
 def _min_max(values: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ import json
 import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pytest
@@ -17,7 +18,8 @@ from assistant.database import session_scope
 from assistant.database.models import Chunk, KnowledgeBase
 from assistant.retrieval.langchain import HelpmateRetriever
 from assistant.retrieval.bm25_index import LexicalIndex
-from assistant.retrieval.retriever import Retriever
+from assistant.retrieval import retriever as retriever_module
+from assistant.retrieval.retriever import RRF_K, Retriever, fuse
 from assistant.retrieval.evaluation import (
     load_qrels,
     mrr_at_k,
@@ -27,7 +29,7 @@ from assistant.retrieval.evaluation import (
     score_rankings,
 )
 from assistant.retrieval.types import Hit
-from assistant.retrieval.vector_index import generation_dir
+from assistant.retrieval.vector_index import generation_dir, read_dense
 from ingest.pipeline import Ingestor
 from tests.conftest import SHARED
 from tests.helpers import make_helpcenter
@@ -84,6 +86,10 @@ def test_bad_requests_say_what_to_fix(helpcenter):
         retriever.search("shipping", "help", mode="sparse")
     with pytest.raises(ValueError, match="empty query"):
         retriever.search("  ", "help")
+    with pytest.raises(ValueError, match="unknown fusion 'mean'"):
+        retriever.search("shipping", "help", fusion="mean")
+    with pytest.raises(ValueError, match="dense_weight must be between 0 and 1, got 1.5"):
+        retriever.search("shipping", "help", dense_weight=1.5)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -111,6 +117,87 @@ def test_knowledge_bases_are_kept_apart(helpcenter, settings, embedder, tmp_path
     hits = retriever.search("Are dogs welcome in the store?", "help", k=5, mode=mode)
     assert "pets.md" not in _names(hits)
     assert _names(retriever.search("Are dogs welcome in the store?", "other", mode=mode)) == ["pets.md"]
+
+
+def test_fuse_adds_reciprocal_ranks_or_weighted_min_max_scores():
+    dense = np.array([0.90, 0.50, 0.49, 0.10])
+    bm25 = np.array([0.0, 7.0, 9.0, 0.0])  # ties (no shared term) share the better rank: 3
+    expected = [1 / (RRF_K + 1) + 1 / (RRF_K + 3), 1 / (RRF_K + 2) + 1 / (RRF_K + 2),
+                1 / (RRF_K + 3) + 1 / (RRF_K + 1), 1 / (RRF_K + 4) + 1 / (RRF_K + 3)]
+    np.testing.assert_allclose(fuse(dense, bm25, "rrf"), expected)
+    # Min-max keeps the dense side's gap (0.90 far above 0.50) that ranks alone throw away.
+    np.testing.assert_allclose(fuse(dense, bm25, "minmax", 0.5), [0.5, 0.5 * 0.5 + 0.5 * 7 / 9, 0.5 * 0.39 / 0.8 + 0.5, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(fuse(dense, bm25, "minmax", 1.0), (dense - 0.10) / 0.80, rtol=1e-6)
+    np.testing.assert_allclose(fuse(dense, bm25, "minmax", 0.0), bm25 / 9, rtol=1e-6)
+
+
+def test_rrf_ranks_documents_by_reciprocal_ranks_over_every_chunk(helpcenter, settings, embedder):
+    """The help center has fewer chunks than a search's candidates, so every chunk is a candidate on both sides:
+    the expected order follows from every chunk's exact dense and BM25 score, read from the real indexes."""
+    _, _, retriever = helpcenter
+    lexical, _ = _lexical_of_current_generation(settings)
+    with session_scope(settings) as session:
+        kb = session.scalar(select(KnowledgeBase).where(KnowledgeBase.name == "help"))
+        dense_index = read_dense(settings, "help", kb.index_generation, kb.dimension)
+    assert lexical.size < 50  # _MIN_CANDIDATES: all of them are candidates
+    for query in ["How much does express shipping cost?", "Is there a deposit when I rent a tent?", "warranty on tent poles"]:
+        vector = embedder.encode([query])[0]
+        dense = dense_index.index.reconstruct_batch(lexical.chunk_ids) @ vector
+        bm25 = lexical.scores(query)
+        rank = lambda scores, i: 1 + int(np.sum(scores > scores[i]))  # noqa: E731
+        rrf = {int(lexical.chunk_ids[i]): 1 / (RRF_K + rank(dense, i)) + 1 / (RRF_K + rank(bm25, i))
+               for i in range(lexical.size)}
+        best: dict[int, int] = {}  # document id -> its best chunk
+        for i in sorted(range(lexical.size), key=lambda i: -rrf[int(lexical.chunk_ids[i])]):
+            best.setdefault(int(lexical.document_ids[i]), int(lexical.chunk_ids[i]))
+        hits = retriever.search(query, "help", k=6, mode="hybrid", fusion="rrf")
+        assert [h.chunk_id for h in hits] == list(best.values())[:6]
+        assert [h.score for h in hits] == pytest.approx([rrf[c] for c in list(best.values())[:6]])
+        assert hits[0].score <= 2 / (RRF_K + 1)
+    # The passage that holds the fact is first on both sides here, so it scores the most RRF gives.
+    top = retriever.search("How much does express shipping cost?", "help", k=1, fusion="rrf")[0]
+    assert "14.90 EUR" in top.text and top.score == pytest.approx(2 / (RRF_K + 1))
+
+
+def test_dense_weight_one_ranks_like_dense_and_zero_like_bm25(helpcenter):
+    _, _, retriever = helpcenter
+    for query in ["How much does express shipping cost?", "Can I return a tent late?", "tent deposit refund"]:
+        dense = retriever.search(query, "help", k=6, mode="dense")
+        weighted = retriever.search(query, "help", k=6, mode="hybrid", dense_weight=1.0)
+        assert [h.chunk_id for h in weighted] == [h.chunk_id for h in dense]
+        assert [h.dense_score for h in weighted] == pytest.approx([h.score for h in dense], abs=1e-5)
+
+        bm25 = retriever.search(query, "help", k=6, mode="bm25")
+        weighted = retriever.search(query, "help", k=6, mode="hybrid", dense_weight=0.0)
+        # Chunks sharing no term with the query are candidates only through the dense side; they score 0 and come last.
+        lexical = [h for h in weighted if h.bm25_score > 0]
+        assert weighted[:len(lexical)] == lexical and all(h.score == 0 for h in weighted[len(lexical):])
+        assert len(bm25) >= 2 and [h.chunk_id for h in lexical] == [h.chunk_id for h in bm25]
+        assert [h.bm25_score for h in lexical] == pytest.approx([h.score for h in bm25])
+
+
+def test_eval_retrieval_command_checks_its_fusion_options(settings, tmp_path):
+    from ui import eval_cli
+    from ui.cli import app
+
+    assert get_args(eval_cli.Mode) == retriever_module.MODES and get_args(eval_cli.Fusion) == retriever_module.FUSIONS
+    assert eval_cli.DENSE_WEIGHT == retriever_module.DENSE_WEIGHT
+    beir = tmp_path / "beir"
+    beir.mkdir()
+    (beir / "corpus.jsonl").write_text('{"_id": "d1", "title": "", "text": "Express shipping costs 14.90 EUR."}\n')
+    runner = CliRunner()
+    command = ["eval", "retrieval", "--beir", str(beir)]
+    result = runner.invoke(app, [*command, "--dense-weight", "1.5"])
+    assert result.exit_code == 2 and "--dense-weight" in result.output
+    result = runner.invoke(app, [*command, "--fusion", "mean"])
+    assert result.exit_code == 2 and "--fusion" in result.output
+    result = runner.invoke(app, [*command, "--mode", "dense", "--dense-weight", "0.3"])
+    assert result.exit_code == 1 and "only apply to --mode hybrid, not --mode dense" in result.output
+    result = runner.invoke(app, [*command, "--mode", "bm25", "--fusion", "rrf"])
+    assert result.exit_code == 1 and "only apply to --mode hybrid" in result.output
+    result = runner.invoke(app, [*command, "--fusion", "rrf", "--dense-weight", "0.3"])
+    assert result.exit_code == 1 and "rrf has no weight" in result.output
+    assert not settings.index_dir.exists()  # rejected before anything was ingested
 
 
 def _lexical_of_current_generation(settings, kb_name="help") -> tuple[LexicalIndex, set[int]]:
@@ -261,6 +348,20 @@ def test_eval_retrieval_command_prints_scores(settings, tmp_path):
     assert scores["documents_ingested"] == 200
     assert scores["ndcg_at_10"] > 0.6 and scores["recall_at_100"] > 0.9  # 200 documents: the right ones rank high
 
+    assert scores["fusion"] == "minmax" and scores["dense_weight"] == 0.5
+
+    result = runner.invoke(app, ["eval", "retrieval", "--beir", str(beir), "--fusion", "rrf", "--json"])
+    assert result.exit_code == 0, result.output
+    rrf = json.loads(result.stdout)
+    assert rrf["fusion"] == "rrf" and rrf["dense_weight"] is None and rrf["documents_ingested"] == 0
+    assert rrf["ndcg_at_10"] > 0.6
+    result = runner.invoke(app, ["eval", "retrieval", "--beir", str(beir), "--dense-weight", "0.4"])
+    assert result.exit_code == 0, result.output
+    assert "mode hybrid, minmax fusion, dense weight 0.4" in result.stdout
+
+    result = runner.invoke(app, ["eval", "retrieval", "--beir", str(beir), "--mode", "bm25", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["fusion"] is None
     result = runner.invoke(app, ["eval", "retrieval", "--beir", str(beir), "--mode", "bm25"])
     assert result.exit_code == 0, result.output
     assert "nDCG@10" in result.stdout and "bm25" in result.stdout
