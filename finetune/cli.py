@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from assistant.access import Caller, audit
 from assistant.cli.errors import fail
 from assistant.config import get_settings
 from assistant.modelstore import ModelMissingError, require_llm
@@ -71,6 +73,11 @@ def train(
     typer.echo(f"train loss:    {result.train_loss:.4f} (last epoch, {result.steps} steps)")
     typer.echo(f"eval loss:     {eval_line}")
     typer.echo(f"speed:         {result.examples_per_s:.2f} examples/s, {result.tokens_per_s:.0f} tokens/s, {result.duration_s:.1f} s")
+
+
+def _local_admin() -> Caller:
+    """Who the audit log names for these commands: the operating-system user, acting as an admin."""
+    return Caller.staff("admin", getpass.getuser())
 
 
 def _vllm_url(option: str | None) -> str | None:
@@ -165,6 +172,7 @@ def evaluate_(
             promote(row.name, settings, _vllm_url(vllm_url), reason=report.decision.reason)
         except RuntimeError as error:
             fail(error)
+        audit(settings, _local_admin(), "model.promote", row.name, {"by": "finetune evaluate --promote"})
     if as_json:
         typer.echo(json.dumps({"version": row.name, "promote": report.decision.promote, "reason": report.decision.reason,
                                "candidate": report.candidate_metrics, "active": report.active_metrics}))
@@ -188,10 +196,12 @@ def promote_cmd(
     """Load a version into the running vLLM server (new name, no restart) and make it the one the assistant uses."""
     from finetune.registry import promote
 
+    settings = get_settings()
     try:
-        row = promote(version, get_settings(), _vllm_url(vllm_url), reason="promoted by hand")
+        row = promote(version, settings, _vllm_url(vllm_url), reason="promoted by hand")
     except RuntimeError as error:
         fail(error)
+    audit(settings, _local_admin(), "model.promote", row.name, {"by": "finetune promote"})
     typer.echo(f"{row.name} is active")
 
 
@@ -201,10 +211,12 @@ def rollback_cmd(vllm_url: VllmUrl = None) -> None:
     from assistant.modelstore import LLM_NAME
     from finetune.registry import rollback
 
+    settings = get_settings()
     try:
-        row = rollback(get_settings(), _vllm_url(vllm_url))
+        row = rollback(settings, _vllm_url(vllm_url))
     except RuntimeError as error:
         fail(error)
+    audit(settings, _local_admin(), "model.rollback", row.name if row else LLM_NAME, {"by": "finetune rollback"})
     typer.echo(f"{row.name if row else LLM_NAME + ' (base model)'} is active")
 
 
@@ -236,12 +248,15 @@ def run(
     from finetune.loop import TrainOptions, run_loop
 
     echo = (lambda line: typer.echo(line, err=True)) if as_json else typer.echo
+    settings = get_settings()
     try:
-        result = run_loop(get_settings(), min_new_feedback, eval_share,
+        result = run_loop(settings, min_new_feedback, eval_share,
                           TrainOptions(rank=rank, lr=lr, epochs=epochs, batch_size=batch_size, seed=seed),
                           margin, tolerance, _vllm_url(vllm_url), echo=echo)
     except (ValueError, RuntimeError, FileNotFoundError, ModelMissingError) as error:
         fail(error)
+    if result.promoted:
+        audit(settings, _local_admin(), "model.promote", result.version, {"by": "finetune run", "reason": result.reason})
     if as_json:
         typer.echo(json.dumps({"promoted": result.promoted, "version": result.version, "candidate": result.candidate,
                                "active": result.active, "reason": result.reason, "active_version": result.active_version,

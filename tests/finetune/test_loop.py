@@ -150,6 +150,21 @@ def test_promote_rollback_and_the_backends_follow_the_active_version(db_settings
         promote("v9", db_settings)
 
 
+def test_promote_and_rollback_commands_are_audited(settings, tmp_path):
+    from typer.testing import CliRunner
+
+    from assistant.access import audit_log
+    from ui.cli import app
+
+    record_candidate("v1", _fake_adapter(tmp_path / "v1"), LLM_NAME, {}, "hash", settings=settings)
+    runner = CliRunner()
+    promoted = runner.invoke(app, ["finetune", "promote", "v1", "--vllm-url", ""])
+    rolled_back = runner.invoke(app, ["finetune", "rollback", "--vllm-url", ""])
+    assert promoted.exit_code == 0 and rolled_back.exit_code == 0, promoted.output + rolled_back.output
+    entries = [(e.action, e.target, e.role) for e in reversed(audit_log(settings))]
+    assert entries == [("model.promote", "v1", "admin"), ("model.rollback", LLM_NAME, "admin")]
+
+
 def test_run_is_a_no_op_without_enough_new_feedback_or_while_locked(settings):
     add_feedback("up", question="Is shipping free?", answer="Above 75 EUR.", kb="shop", given_by="agent", settings=settings)
     add_feedback("up", question="Is it free?", answer="Yes.", kb="shop", settings=settings)  # a customer's: not counted until approved
