@@ -1,0 +1,110 @@
+"""The chat widget in a real browser: a plain page on one origin loads /widget.js from `helpmate api`
+on another (as a company's website would), with one script tag and a public customer key. Headless
+Chromium asks a question, sees the answer with a citation, rates it down (stored for review), finds
+the conversation again after a reload, and asks for a person (a ticket). Real uvicorn, the demo help
+center, the packaged model.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from assistant.access import Caller, set_visibility
+from assistant.database import session_scope
+from assistant.database.models import Feedback, Message, Ticket
+from ingest.pipeline import Ingestor
+from tests.api.support import database_env, key, real_agent, serve
+from tests.conftest import REPO
+from tests.ui.support import artifacts_dir
+from ui.api.app import create_app
+
+CHROMIUM = os.environ.get("HELPMATE_CHROMIUM", "/usr/bin/chromium")
+pytestmark = [pytest.mark.slow, pytest.mark.needs(
+    Path(CHROMIUM).exists() or shutil.which(CHROMIUM),
+    reason=f"no Chromium at {CHROMIUM}: install Debian's with `apt-get install -y chromium` "
+           "(or point HELPMATE_CHROMIUM at a Chromium binary)")]
+QUESTION = "How long do I have to return an item?"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, embedder):
+    """The API on the demo help center, and a company page on another port that embeds the widget."""
+    root = tmp_path_factory.mktemp("widget")
+    with database_env(root, "sqlite") as settings:
+        summary = Ingestor("demo", settings, embedder, show_progress=False).run([REPO / "demo" / "helpcenter"])
+        assert not summary.failed
+        set_visibility(settings, "demo", "public", Caller.staff("admin", "test"))
+        customer = key(settings, "customer", ("demo",), name="website widget")
+        with serve(create_app(settings, agent=real_agent(settings, embedder))) as api:
+            page = (REPO / "examples" / "widget.html").read_text()
+            page = page.replace("http://127.0.0.1:8080", api).replace("hm_REPLACE_WITH_A_CUSTOMER_KEY", customer)
+            (root / "www").mkdir()
+            (root / "www" / "index.html").write_text(page)
+            handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root / "www"))
+            web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+            threading.Thread(target=web.serve_forever, daemon=True).start()
+            try:
+                yield settings, f"http://127.0.0.1:{web.server_address[1]}/index.html"
+            finally:
+                web.shutdown()
+
+
+@pytest.fixture
+def page():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=["--no-sandbox", "--disable-dev-shm-usage"])
+        context = browser.new_context(viewport={"width": 1200, "height": 900})
+        tab = context.new_page()
+        tab.set_default_timeout(60_000)
+        yield tab
+        tab.screenshot(path=str(artifacts_dir() / "widget-end.png"))
+        browser.close()
+
+
+def test_the_widget_answers_with_a_citation_takes_a_thumbs_down_and_keeps_the_conversation(site, page):
+    settings, url = site
+    page.goto(url)
+    page.get_by_role("button", name="Open chat").click()
+    box = page.get_by_label("Your message")
+    box.fill(QUESTION)
+    box.press("Enter")
+    thumbs_down = page.get_by_role("button", name="Not helpful")
+    thumbs_down.wait_for(timeout=240_000)  # the first answer loads the language model
+    citation = page.locator("#helpmate-widget ol.cites summary").first
+    assert citation.inner_text().startswith("[") and ".md" in citation.inner_text()
+    citation.click()
+    assert page.locator("#helpmate-widget ol.cites details[open] p").first.inner_text().strip()
+    page.screenshot(path=str(artifacts_dir() / "widget-answer.png"))
+
+    thumbs_down.click()
+    page.get_by_text("Thanks for your feedback.").wait_for()
+    with session_scope(settings) as session:
+        feedback, message = session.execute(select(Feedback, Message).join(Message, Feedback.message_id == Message.id)).one()
+        assert (feedback.rating, feedback.given_by, feedback.source, feedback.review_status) == ("down", "customer", "api",
+                                                                                                 "pending")
+        assert feedback.question == QUESTION and message.retrieved_chunk_ids
+        answer, conversation_id = message.text, message.conversation_id
+        assert session.get(Message, message.id - 1).conversation.channel == "widget"
+
+    page.reload()
+    page.get_by_role("button", name="Open chat").click()
+    page.locator("#helpmate-widget .customer").filter(has_text=QUESTION).wait_for()
+    assert page.locator("#helpmate-widget .assistant").filter(has_text=answer[:40]).count() == 1
+    assert page.locator("#helpmate-widget ol.cites summary").count() >= 1  # citations come back too
+    page.get_by_role("button", name="Talk to a person").click()
+    page.get_by_text("ticket #").wait_for()
+    page.screenshot(path=str(artifacts_dir() / "widget-handover.png"))
+    with session_scope(settings) as session:
+        ticket = session.scalars(select(Ticket)).one()
+        assert ticket.conversation_id == conversation_id and ticket.status == "open"
