@@ -122,3 +122,23 @@ def real_agent(settings, embedder, **overrides: Any) -> Any:
 
     settings = settings.model_copy(update=overrides) if overrides else settings
     return SupportAgent(settings, Assistant(settings, Retriever(settings, embedder)))
+
+
+@contextmanager
+def demo_env(root, database: str, snapshot, embedder) -> Iterator[Any]:
+    """``database_env`` holding the demo help center as the public knowledge base "demo": on SQLite a
+    copy of ``snapshot`` (the ``demo_snapshot`` fixture), on PostgreSQL ingested into its schema."""
+    import shutil
+
+    from assistant.access import Caller, set_visibility
+    from ingest.pipeline import Ingestor
+    from tests.conftest import REPO
+
+    if database == "sqlite":
+        shutil.copytree(snapshot, root / "data")
+    with database_env(root, database) as settings:
+        if database != "sqlite":
+            summary = Ingestor("demo", settings, embedder, show_progress=False).run([REPO / "demo" / "helpcenter"])
+            assert not summary.failed, summary.failed
+            set_visibility(settings, "demo", "public", Caller.staff("admin", "test"))
+        yield settings

@@ -15,12 +15,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from assistant.access import Caller, set_visibility
 from assistant.database import session_scope
 from assistant.database.models import Conversation, Message
-from ingest.pipeline import Ingestor
-from tests.api.support import assert_openai_error, database_env, free_port, key, real_agent, serve
-from tests.conftest import REPO
+from tests.api.support import assert_openai_error, demo_env, free_port, key, real_agent, serve
 from ui.api.app import create_app
 
 QUESTION = "How long do I have to return an item?"
@@ -28,12 +25,8 @@ FOLLOW_UP = "How much does express shipping cost?"
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory, embedder):
-    root = tmp_path_factory.mktemp("api_demo")
-    with database_env(root, "sqlite") as settings:
-        summary = Ingestor("demo", settings, embedder, show_progress=False).run([REPO / "demo" / "helpcenter"])
-        assert not summary.failed, summary.failed
-        set_visibility(settings, "demo", "public", Caller.staff("admin", "test"))
+def demo(tmp_path_factory, embedder, demo_snapshot):
+    with demo_env(tmp_path_factory.mktemp("api_demo"), "sqlite", demo_snapshot, embedder) as settings:
         with serve(create_app(settings, agent=real_agent(settings, embedder))) as base:
             yield settings, base, key(settings, "customer", ("demo",))
 

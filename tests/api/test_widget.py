@@ -17,11 +17,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from assistant.access import Caller, set_visibility
 from assistant.database import session_scope
 from assistant.database.models import Feedback, Message, Ticket
-from ingest.pipeline import Ingestor
-from tests.api.support import database_env, key, real_agent, serve
+from tests.api.support import demo_env, key, real_agent, serve
 from tests.conftest import REPO
 from tests.ui.support import artifacts_dir
 from ui.api.app import create_app
@@ -35,13 +33,10 @@ QUESTION = "How long do I have to return an item?"
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory, embedder):
+def site(tmp_path_factory, embedder, demo_snapshot):
     """The API on the demo help center, and a company page on another port that embeds the widget."""
     root = tmp_path_factory.mktemp("widget")
-    with database_env(root, "sqlite") as settings:
-        summary = Ingestor("demo", settings, embedder, show_progress=False).run([REPO / "demo" / "helpcenter"])
-        assert not summary.failed
-        set_visibility(settings, "demo", "public", Caller.staff("admin", "test"))
+    with demo_env(root, "sqlite", demo_snapshot, embedder) as settings:
         customer = key(settings, "customer", ("demo",), name="website widget")
         with serve(create_app(settings, agent=real_agent(settings, embedder))) as api:
             page = (REPO / "examples" / "widget.html").read_text()
