@@ -41,7 +41,10 @@ def train(
     Writes adapter_config.json, adapter_model.safetensors and training.json (data hashes,
     hyperparameters, losses, speed) into a new folder that vLLM and peft both load, and records
     the run as a model version with status candidate (`helpmate finetune evaluate` judges it).
+    Training continues from the shipped grounded answerer (HELPMATE_ANSWERER=base: from the bare
+    base model; --rank, --alpha and --targets then apply).
     """
+    from assistant.llm.versions import answerer_adapter
     from finetune.export import snapshot_source
     from finetune.registry import new_version_name, record_candidate
 
@@ -56,6 +59,7 @@ def train(
             output or settings.adapters_dir / name,
             rank=rank, alpha=alpha, targets=target_modules, lr=lr, epochs=epochs, batch_size=batch_size,
             seed=seed, device=device or settings.device, max_length=max_length, show_progress=progress,
+            init_adapter=answerer_adapter(settings),
         )
         training = {k: v for k, v in asdict(result).items() if k != "step_losses"}
         record_candidate(name, Path(result.output_dir), str(base), training, manifest.content_hash, dataset,
@@ -73,6 +77,61 @@ def train(
     typer.echo(f"train loss:    {result.train_loss:.4f} (last epoch, {result.steps} steps)")
     typer.echo(f"eval loss:     {eval_line}")
     typer.echo(f"speed:         {result.examples_per_s:.2f} examples/s, {result.tokens_per_s:.0f} tokens/s, {result.duration_s:.1f} s")
+
+
+@finetune_app.command("train-answerer")
+def train_answerer_cmd(
+    squad: Annotated[Path, typer.Option(help="SQuAD 2.0 dev-v2.0.json (CC BY-SA 4.0).")] = Path("../shared/datasets/squad2/dev-v2.0.json"),
+    dstc9: Annotated[Path, typer.Option(help="DSTC9 track 1 test folder (knowledge.json, labels.json; Apache-2.0).")] = Path("../shared/datasets/dstc9_grounded_test"),
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for the adapter and metadata.json (default: the shipped assistant/llm/answerer).")] = None,
+    work_dir: Annotated[Path | None, typer.Option(help="Data, checkpoints and cached answers (default: <data_dir>/answerer-training); run again to resume.")] = None,
+    examples: Annotated[int, typer.Option(min=8, help="Training examples (one epoch of them fits an hour on 2 CPU cores).")] = 1200,
+    held_out: Annotated[int, typer.Option(min=0, help="Held-out examples answered by the base model and the adapter.")] = 240,
+    epochs: Annotated[int, typer.Option(min=1)] = 1,
+    lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
+    rank: Annotated[int, typer.Option(min=1, max=MAX_LORA_RANK)] = 8,
+    first_layer: Annotated[int, typer.Option(min=0, help="Layers below this get no LoRA matrices (faster backward pass).")] = 10,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    seed: Annotated[int, typer.Option()] = 0,
+    threads: Annotated[int, typer.Option(min=0, help="torch threads (0: torch's default, every core).")] = 0,
+    evaluate: Annotated[bool, typer.Option("--evaluate/--no-evaluate", help="Measure base and adapter on the held-out parts.")] = True,
+    restart: Annotated[bool, typer.Option("--restart", help="Discard the checkpoint and cached answers in the work folder.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Train the grounded-answer adapter on SQuAD 2.0 and DSTC9 in Helpmate's prompt format, resumably.
+
+    Held-out SQuAD articles and DSTC9 entities are never trained on; the base model and the adapter
+    answer them and the metrics go into metadata.json beside the adapter, with data hashes, settings,
+    losses, wall time and the machine's load. Run the same command again to continue an interrupted run.
+    """
+    import shutil
+    import sys
+
+    import torch
+
+    from assistant.llm.versions import ANSWERER_DIR
+    from finetune.answerer import DataOptions, train_answerer
+    from finetune.answerer_training import AnswererConfig
+
+    settings = get_settings()
+    if threads:
+        torch.set_num_threads(threads)
+    work = work_dir or settings.data_dir / "answerer-training"
+    if restart:
+        for name in ("checkpoint", "adapter", "eval"):
+            shutil.rmtree(work / name, ignore_errors=True)
+    config = AnswererConfig(rank=rank, alpha=2 * rank, first_layer=first_layer, lr=lr, epochs=epochs, batch_size=batch_size, seed=seed)
+    try:
+        metadata = train_answerer(settings, DataOptions(squad, dstc9, examples, held_out, seed), config, output or ANSWERER_DIR,
+                                  work, evaluate, progress, command=" ".join(["helpmate", *sys.argv[1:]]),
+                                  echo=lambda line: typer.echo(line, err=True))
+    except (FileNotFoundError, ValueError, RuntimeError, ModelMissingError) as error:
+        fail(error)
+    scores = metadata.get("held_out_metrics") or {}
+    for label in ("base", "adapter"):
+        for source, values in (scores.get(label) or {}).items():
+            typer.echo(f"{label:<8}{source:<7} F1 {values['token_f1']}  first citation {values['first_citation']}  "
+                       f"refusal precision {values['refusal_precision']}  recall {values['refusal_recall']}")
 
 
 def _local_admin() -> Caller:
@@ -98,11 +157,18 @@ def export(
     output: Annotated[Path | None, typer.Argument(help="New snapshot folder (default: <data_dir>/snapshots/<time>).")] = None,
     eval_share: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of conversations held out for evaluation.")] = 0.25,
     cite: Annotated[bool, typer.Option("--cite/--no-cite", help="Add the passage citations the assistant would give to corrected answers.")] = True,
+    from_conversations: Annotated[bool, typer.Option("--from-conversations", help="Export imported conversations' agent replies "
+                                                     "(customer question -> agent reply, passages retrieved now) instead of feedback.")] = False,
+    kb: Annotated[str | None, typer.Option("--kb", help="With --from-conversations: only this knowledge base's conversations.")] = None,
 ) -> None:
     """Export the approved feedback, redacted, as SFT, preference and KTO files split by conversation.
 
     Customer feedback awaiting review is left out (and counted): it reaches neither the training
     files nor the held-out split the gate judges on until `helpmate feedback approve` approves it.
+    With --from-conversations each customer question and the agent's reply that followed becomes an
+    example instead; greetings, hand-offs and replies the passages do not support are left out and
+    counted. Train and gate the snapshot as feedback: `helpmate finetune train SNAPSHOT`, then
+    `helpmate finetune evaluate --promote`.
     """
     from datetime import datetime, timezone
 
@@ -110,6 +176,9 @@ def export(
 
     settings = get_settings()
     folder = output or settings.data_dir / "snapshots" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    if from_conversations:
+        _export_conversations(folder, kb, eval_share)
+        return
     try:
         result = export_feedback(folder, settings, eval_share=eval_share, cite_answers=cite)
     except (ValueError, FileExistsError) as error:
@@ -123,6 +192,23 @@ def export(
                    "then `helpmate feedback approve ID --by NAME` or `reject`)")
     for view in ("sft", "preference", "kto"):
         typer.echo(f"{view + ':':<14} {m.examples(view, 'train')} train, {m.examples(view, 'eval')} eval")
+    typer.echo(f"redactions:    {m.redactions or 'none'}")
+    typer.echo(f"content hash:  {m.content_hash}")
+
+
+def _export_conversations(folder: Path, kb: str | None, eval_share: float) -> None:
+    from finetune.conversation_export import export_conversations
+
+    try:
+        result = export_conversations(folder, get_settings(), kb, eval_share, echo=lambda line: typer.echo(line, err=True))
+    except (ValueError, FileExistsError) as error:
+        fail(error)
+    m, counts = result.manifest, result.counts
+    typer.echo(f"snapshot:      {result.folder}")
+    typer.echo(f"agent replies: {result.pairs}: {counts['kept']} kept, left out {counts['greeting']} greetings, "
+               f"{counts['hand-off']} hand-offs, {counts['unsupported']} not supported by the passages")
+    typer.echo(f"sft:           {m.examples('sft', 'train')} train, {m.examples('sft', 'eval')} eval "
+               f"({m.duplicates_dropped['sft']} duplicates dropped)")
     typer.echo(f"redactions:    {m.redactions or 'none'}")
     typer.echo(f"content hash:  {m.content_hash}")
 
@@ -141,8 +227,7 @@ def evaluate_(
 
     from assistant.database import session_scope
     from assistant.database.models import ModelVersion
-    from assistant.llm.versions import active_version
-    from assistant.modelstore import LLM_NAME
+    from assistant.llm.versions import active_model
     from finetune.evaluation import evaluate, local_generator, write_report
     from finetune.registry import promote, set_evaluation
 
@@ -156,10 +241,10 @@ def evaluate_(
         fail(ValueError(f"no model version {version!r}" if version else "no candidate to evaluate; train one with `helpmate finetune train`"))
     if row.status != "candidate":
         fail(ValueError(f"{row.name} is {row.status}, not a candidate"))
-    active = active_version(settings)
+    active = active_model(settings)  # the promoted version, else the shipped answerer (or the base model)
     try:
-        report = evaluate(row.name, local_generator(settings, Path(row.adapter_path)), active.name if active else LLM_NAME,
-                          local_generator(settings, Path(active.adapter_path) if active else None),
+        report = evaluate(row.name, local_generator(settings, Path(row.adapter_path)), active.name,
+                          local_generator(settings, active.adapter_path),
                           Path(row.snapshot_path) if row.snapshot_path else None, margin=margin, tolerance=tolerance)
     except ValueError as error:  # a snapshot exported before feedback was reviewed
         fail(error)
@@ -207,8 +292,8 @@ def promote_cmd(
 
 @finetune_app.command("rollback")
 def rollback_cmd(vllm_url: VllmUrl = None) -> None:
-    """Return to the version promoted before the active one (or to the base model)."""
-    from assistant.modelstore import LLM_NAME
+    """Return to the version promoted before the active one (or to the default model: the shipped answerer)."""
+    from assistant.llm.versions import default_model
     from finetune.registry import rollback
 
     settings = get_settings()
@@ -216,8 +301,9 @@ def rollback_cmd(vllm_url: VllmUrl = None) -> None:
         row = rollback(settings, _vllm_url(vllm_url))
     except RuntimeError as error:
         fail(error)
-    audit(settings, _local_admin(), "model.rollback", row.name if row else LLM_NAME, {"by": "finetune rollback"})
-    typer.echo(f"{row.name if row else LLM_NAME + ' (base model)'} is active")
+    fallback = default_model(settings).name  # the shipped answerer, or the base model (HELPMATE_ANSWERER=base)
+    audit(settings, _local_admin(), "model.rollback", row.name if row else fallback, {"by": "finetune rollback"})
+    typer.echo(f"{row.name if row else fallback + ' (default model)'} is active")
 
 
 @finetune_app.command("versions")

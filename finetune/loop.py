@@ -5,6 +5,10 @@ with a reason); a run with fewer than ``min_new_feedback`` approved ratings sinc
 is a no-op. Customers' feedback counts once an operator approves it: a rating approved after the
 last export counts as new even though its id is older than what that export held, since the next
 export is the first to include it. Every step is logged through ``echo``; the result is what `helpmate finetune run --json` prints.
+
+A candidate is trained from the shipped grounded answerer (``HELPMATE_ANSWERER=adapter``, the
+default) on the whole snapshot, and judged against the model that answers now
+(``assistant.llm.versions.active_model``: the promoted version, else the answerer).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from assistant.config import Settings
 from assistant.conversations.feedback import count_feedback
 from assistant.database import session_scope
 from assistant.database.models import ModelVersion
-from assistant.llm.versions import active_version, feedback_trained_through
+from assistant.llm.versions import active_model, answerer_adapter, feedback_trained_through
 from assistant.modelstore import LLM_NAME, require_llm
 from finetune.evaluation import evaluate, local_generator, write_report
 from finetune.export import export_feedback, snapshot_source
@@ -100,8 +104,8 @@ def run_loop(settings: Settings, min_new_feedback: int = 10, eval_share: float =
              vllm_url: str | None = None, device: str | None = None, echo: Echo = print) -> LoopResult:
     """One round of the loop; see the module docstring."""
     import time
-    current = active_version(settings)
-    active_name = current.name if current else LLM_NAME
+    current = active_model(settings)  # a promoted version, else the shipped answerer (or the base model)
+    active_name = current.name
     try:
         with run_lock(settings):
             new = new_feedback(settings)
@@ -126,7 +130,8 @@ def run_loop(settings: Settings, min_new_feedback: int = 10, eval_share: float =
             result = train_lora(export.folder / "sft_train.jsonl", export.folder / "sft_eval.jsonl", base,
                                 settings.adapters_dir / name, rank=options.rank, alpha=options.alpha, lr=options.lr,
                                 epochs=options.epochs, batch_size=options.batch_size, seed=options.seed,
-                                device=device or settings.device, max_length=options.max_length, show_progress=False)
+                                device=device or settings.device, max_length=options.max_length, show_progress=False,
+                                init_adapter=answerer_adapter(settings))
             timings["train"] = round(time.perf_counter() - started, 1)
             training = {k: v for k, v in asdict(result).items() if k != "step_losses"}
             record_candidate(name, Path(result.output_dir), str(base), training, manifest.content_hash, export.folder,
@@ -135,9 +140,8 @@ def run_loop(settings: Settings, min_new_feedback: int = 10, eval_share: float =
                  f"{result.eval_loss_before} -> {result.eval_loss}, {result.examples_per_s:.2f} examples/s")
 
             started = time.perf_counter()
-            active_adapter = Path(current.adapter_path) if current else None
             report = evaluate(name, local_generator(settings, Path(result.output_dir)), active_name,
-                              local_generator(settings, active_adapter), export.folder, margin=margin, tolerance=tolerance)
+                              local_generator(settings, current.adapter_path), export.folder, margin=margin, tolerance=tolerance)
             timings["evaluate"] = round(time.perf_counter() - started, 1)
             write_report(report, Path(result.output_dir) / EVALUATION_RECORD)
             metrics = {"candidate": report.candidate_metrics, "active": report.active_metrics, "against": active_name,

@@ -177,10 +177,16 @@ def train_lora(
     device: str = "cpu",
     max_length: int = 2048,
     show_progress: bool = True,
+    init_adapter: Path | None = None,
 ) -> TrainingResult:
     """Train a LoRA adapter on the ``{"messages": [...]}`` examples of ``train_jsonl`` and save it in
     the new folder ``output_dir``; ``eval_jsonl`` (may be empty or None) gives the eval loss before
     and after training. Examples longer than ``max_length`` tokens are skipped and counted.
+
+    ``init_adapter`` (the shipped grounded answerer, ``assistant.llm.versions.answerer_adapter``)
+    is the adapter training continues from; its rank, alpha and target modules then replace
+    ``rank``, ``alpha`` and ``targets``. Feedback teaches a team's facts and voice; starting from the
+    answerer keeps the answer format it already learned (cite the passage, or say "I don't know").
 
     The adapter is written to a temporary sibling folder and renamed into place when complete, so a
     crash never leaves a folder that looks like a finished adapter.
@@ -216,8 +222,16 @@ def train_lora(
     torch.manual_seed(seed)  # the LoRA A matrices are initialised from torch's global generator
     model = AutoModelForCausalLM.from_pretrained(base_model_dir, dtype=dtype).to(device)
     model.config.use_cache = False
-    config = LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(targets), lora_dropout=0.0, bias="none", task_type="CAUSAL_LM")
-    model = get_peft_model(model, config)
+    if init_adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, Path(init_adapter), is_trainable=True)
+        started_from = model.peft_config["default"]
+        rank, alpha, targets = started_from.r, started_from.lora_alpha, tuple(sorted(started_from.target_modules))
+    else:
+        config = LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(targets), lora_dropout=0.0, bias="none",
+                            task_type="CAUSAL_LM")
+        model = get_peft_model(model, config)
 
     steps_per_epoch = math.ceil(len(train) / batch_size)
     total_steps = steps_per_epoch * epochs
@@ -269,6 +283,7 @@ def train_lora(
             "batch_size": batch_size, "seed": seed, "device": device, "dtype": str(dtype).removeprefix("torch."),
             "max_length": max_length, "optimizer": "AdamW", "weight_decay": 0.0, "warmup_share": WARMUP_SHARE,
             "schedule": "linear", "max_grad_norm": MAX_GRAD_NORM, "loss": "assistant tokens only",
+            "init_adapter": str(init_adapter) if init_adapter is not None else None,
         },
         train_examples=len(train), eval_examples=len(evaluation), skipped_too_long=skipped_train + skipped_eval,
         steps=total_steps, step_losses=step_losses,

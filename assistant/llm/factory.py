@@ -13,9 +13,11 @@ def get_chat_model(settings: Settings) -> ChatModel:
     """``HELPMATE_LLM_BACKEND=vllm``: the served model over HTTP (``HELPMATE_VLLM_*``). ``local`` (the
     default): the packaged model in this process, loaded on first use.
 
-    Both answer with the fine-tuned adapter promoted by `helpmate finetune promote` (the ``active``
-    model version in the database), and with the base model when none is active. An explicit
-    ``HELPMATE_VLLM_MODEL`` overrides that choice for the vLLM backend.
+    Both answer with ``versions.active_model``: the fine-tuned adapter promoted by `helpmate finetune
+    promote` (the ``active`` model version in the database), else the shipped grounded-answer adapter
+    (merged into the local model; served by `helpmate serve-model`), else, with
+    ``HELPMATE_ANSWERER=base``, the bare base model. An explicit ``HELPMATE_VLLM_MODEL`` overrides
+    that choice for the vLLM backend.
     """
     from assistant.llm.versions import active_model, ensure_served
 

@@ -1,10 +1,15 @@
 """Which model the assistant answers with, and making the vLLM server serve it: the one place that says.
 
-The base model is the packaged SmolLM2 checkpoint (``modelstore``). `helpmate finetune` (the
-``finetune`` package) trains, evaluates, promotes and rolls back LoRA adapters as model versions;
-at most one is ``active``, and none means the base model. ``active_model`` turns that into a
-name and an adapter folder for either backend, and ``load_adapter`` / ``ensure_served`` make a
-running vLLM server serve the adapter under the version's name.
+The base model is the packaged SmolLM2 checkpoint (``modelstore``). Helpmate ships a LoRA adapter
+for it, the grounded answerer (``answerer/``, trained by `helpmate finetune train-answerer` on
+Helpmate's prompt format: answer from the numbered passages with a citation, or say "I don't
+know"); it answers by default (``HELPMATE_ANSWERER=adapter``), because the bare 135M model almost
+never writes an answer its passages support. `helpmate finetune` (the ``finetune`` package)
+trains, evaluates, promotes and rolls back further adapters as model versions, starting from the
+answerer; at most one is ``active``, and none means the default: the answerer, or the base model
+with ``HELPMATE_ANSWERER=base``. ``active_model`` turns that into a name and an adapter folder for
+either backend, and ``load_adapter`` / ``ensure_served`` make a running vLLM server serve the
+adapter under that name (`helpmate serve-model` serves the answerer from the start).
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from assistant.database.models import ModelVersion
 from assistant.modelstore import LLM_NAME
 
 STATUSES: tuple[str, ...] = ("candidate", "active", "retired", "rejected")
+ANSWERER_DIR = Path(__file__).with_name("answerer")  # ships in the wheel (package data)
+ANSWERER_NAME = "helpmate-answerer"
 log = logging.getLogger(__name__)
 
 _served: set[tuple[str, str]] = set()
@@ -49,20 +56,35 @@ def active_version(settings: Settings) -> ModelVersion | None:
                                .order_by(ModelVersion.promoted_at.desc(), ModelVersion.id.desc()).limit(1)).first()
 
 
-def active_model(settings: Settings) -> ActiveModel:
-    """The active version's name and adapter, or the base model when none is active.
+def answerer_adapter(settings: Settings) -> Path | None:
+    """The shipped grounded-answer adapter, or None with ``HELPMATE_ANSWERER=base`` (or when a
+    source checkout has not trained it)."""
+    if settings.answerer == "base" or not (ANSWERER_DIR / "adapter_config.json").exists():
+        return None
+    return ANSWERER_DIR
 
-    An active version whose adapter folder is gone answers with the base model (logged), so the
+
+def default_model(settings: Settings) -> ActiveModel:
+    """What answers while no fine-tuned version is active: the answerer adapter, else the base model."""
+    path = answerer_adapter(settings)
+    return ActiveModel(ANSWERER_NAME, path) if path is not None else ActiveModel(LLM_NAME, None)
+
+
+def active_model(settings: Settings) -> ActiveModel:
+    """The active version's name and adapter, or the default model (``default_model``) when none is active.
+
+    An active version whose adapter folder is gone answers with the default model (logged), so the
     assistant keeps working while the registry is put right.
     """
     active = active_version(settings)
     if active is None:
-        return ActiveModel(LLM_NAME, None)
+        return default_model(settings)
     path = Path(active.adapter_path)
     if not (path / "adapter_config.json").exists():
-        log.warning("the active model version %s has no adapter at %s; answering with the base model "
-                    "(`helpmate finetune rollback` makes the registry agree)", active.name, path)
-        return ActiveModel(LLM_NAME, None)
+        fallback = default_model(settings)
+        log.warning("the active model version %s has no adapter at %s; answering with %s "
+                    "(`helpmate finetune rollback` makes the registry agree)", active.name, path, fallback.name)
+        return fallback
     return ActiveModel(active.name, path)
 
 

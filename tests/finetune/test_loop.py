@@ -22,7 +22,7 @@ from assistant.config import get_settings
 from assistant.conversations.feedback import add_feedback, review_feedback
 from assistant.llm.factory import get_chat_model
 from assistant.llm.local import LocalChatModel
-from assistant.llm.versions import VersionError, active_version
+from assistant.llm.versions import VersionError, active_version, default_model
 from assistant.modelstore import LLM_NAME
 from assistant.answering.prompts import build_messages
 from finetune.dataset import is_eval_conversation
@@ -130,7 +130,7 @@ def _fake_adapter(folder: Path) -> Path:
 def test_promote_rollback_and_the_backends_follow_the_active_version(db_settings, tmp_path):
     for name in ("v1", "v2"):
         record_candidate(name, _fake_adapter(tmp_path / name), LLM_NAME, {}, "hash", settings=db_settings)
-    assert active_version(db_settings) is None and get_chat_model(db_settings).name == LLM_NAME
+    assert active_version(db_settings) is None and get_chat_model(db_settings).name == default_model(db_settings).name
     promote("v1", db_settings)
     promote("v2", db_settings)
     assert active_version(db_settings).name == "v2"
@@ -143,7 +143,7 @@ def test_promote_rollback_and_the_backends_follow_the_active_version(db_settings
     with pytest.raises(VersionError, match="already the active"):
         promote("v2", db_settings)
     assert rollback(db_settings).name == "v1"
-    assert rollback(db_settings) is None and get_chat_model(db_settings).name == LLM_NAME
+    assert rollback(db_settings) is None and get_chat_model(db_settings).name == default_model(db_settings).name
     with pytest.raises(VersionError, match="no fine-tuned version is active"):
         rollback(db_settings)
     with pytest.raises(VersionError, match="does not exist"):
@@ -162,7 +162,7 @@ def test_promote_and_rollback_commands_are_audited(settings, tmp_path):
     rolled_back = runner.invoke(app, ["finetune", "rollback", "--vllm-url", ""])
     assert promoted.exit_code == 0 and rolled_back.exit_code == 0, promoted.output + rolled_back.output
     entries = [(e.action, e.target, e.role) for e in reversed(audit_log(settings))]
-    assert entries == [("model.promote", "v1", "admin"), ("model.rollback", LLM_NAME, "admin")]
+    assert entries == [("model.promote", "v1", "admin"), ("model.rollback", default_model(settings).name, "admin")]
 
 
 def test_run_is_a_no_op_without_enough_new_feedback_or_while_locked(settings):
@@ -305,6 +305,6 @@ def test_a_worse_candidate_is_rejected_and_rollback_returns_to_the_base_model(lo
     assert name not in [m["id"] for m in httpx.get(f"{vllm_server}/models").json()["data"]]
 
     rolled = runner.invoke(app, ["finetune", "rollback"])
-    assert rolled.exit_code == 0 and LLM_NAME in rolled.output
-    assert active_version(settings) is None and get_chat_model(settings).name == LLM_NAME
+    assert rolled.exit_code == 0 and default_model(settings).name in rolled.output
+    assert active_version(settings) is None and get_chat_model(settings).name == default_model(settings).name
     assert get_version(promoted.name, settings).status == "rejected"
