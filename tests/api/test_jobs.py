@@ -8,10 +8,8 @@ from __future__ import annotations
 import os
 import socket
 import time
-from pathlib import Path
 
 import httpx
-import pytest
 from sqlalchemy import func, select
 
 from assistant.database import session_scope
