@@ -1,8 +1,8 @@
 """The chat widget in a real browser: a plain page on one origin loads /widget.js from `helpmate api`
 on another (as a company's website would), with one script tag and a public customer key. Headless
 Chromium asks a question, sees the answer with a citation, rates it down (stored for review), finds
-the conversation again after a reload, and asks for a person (a ticket). Real uvicorn, the demo help
-center, the packaged model.
+the conversation again after a reload, and asks for a person (a ticket). The API's /docs page renders
+too. Real uvicorn, the demo help center, the packaged model.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def site(tmp_path_factory, embedder, demo_snapshot):
             web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
             threading.Thread(target=web.serve_forever, daemon=True).start()
             try:
-                yield settings, f"http://127.0.0.1:{web.server_address[1]}/index.html"
+                yield settings, f"http://127.0.0.1:{web.server_address[1]}/index.html", api
             finally:
                 web.shutdown()
 
@@ -68,7 +68,7 @@ def page():
 
 
 def test_the_widget_answers_with_a_citation_takes_a_thumbs_down_and_keeps_the_conversation(site, page):
-    settings, url = site
+    settings, url, _ = site
     page.goto(url)
     page.get_by_role("button", name="Open chat").click()
     box = page.get_by_label("Your message")
@@ -103,3 +103,10 @@ def test_the_widget_answers_with_a_citation_takes_a_thumbs_down_and_keeps_the_co
     with session_scope(settings) as session:
         ticket = session.scalars(select(Ticket)).one()
         assert ticket.conversation_id == conversation_id and ticket.status == "open"
+
+
+def test_the_api_docs_render_without_any_outside_server(site, page):
+    """/docs draws the OpenAPI page from scripts the API serves itself (this machine reaches no CDN)."""
+    page.goto(f"{site[2]}/docs")
+    page.get_by_text("/v1/chat/completions").first.wait_for()
+    assert page.get_by_role("heading", name="Helpmate API").count() >= 1

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 
@@ -55,7 +56,8 @@ def create_app(settings: Settings | None = None, options: ApiOptions | None = No
         turns.close()
         job_runner.close()
 
-    app = FastAPI(title="Helpmate API", version="1", description=DESCRIPTION, lifespan=lifespan)
+    # The docs page's scripts are served from this package, not a CDN: it works behind a firewall too.
+    app = FastAPIOffline(title="Helpmate API", version="1", description=DESCRIPTION, lifespan=lifespan, redoc_url=None)
     app.state.settings, app.state.options, app.state.turns, app.state.jobs = settings, options, turns, job_runner
     errors.install(app)
     # The widget runs on the company's own site, another origin; requests carry a bearer key, never cookies.
