@@ -43,7 +43,8 @@ from finetune.answerer_training import AnswererConfig, train_resumable
 Echo = Callable[[str], None]
 DEFAULT_EXAMPLES = 1200  # about 150 steps of 8: an hour of 2 idle CPU cores (BENCHMARKS.md)
 DEFAULT_HELD_OUT = 240
-TRAIN_DSTC9_SHARE, TRAIN_REFUSAL_SHARE = 0.3, 0.3
+TRAIN_DSTC9_SHARE, TRAIN_REFUSAL_SHARE = 0.3, 0.25
+TARGET_FORMAT = "citation first: '[n] sentence(s).' or 'I don't know.'"  # in the manifest: other targets, other data
 HELD_OUT_DSTC9_SHARE, HELD_OUT_REFUSAL_SHARE = 0.4, 0.5
 LICENCE = ("CC BY-SA 4.0 (https://creativecommons.org/licenses/by-sa/4.0/): this adapter is an adaptation of SQuAD 2.0 "
            "(Rajpurkar, Jia & Liang 2018, 'Know What You Don't Know: Unanswerable Questions for SQuAD', ACL 2018; "
@@ -66,7 +67,7 @@ class DataOptions:
 def _manifest(options: DataOptions) -> dict[str, Any]:
     return {"squad": {"file": options.squad.name, "sha256": file_sha256(options.squad)},
             "dstc9": {name: file_sha256(options.dstc9 / name) for name in ("knowledge.json", "labels.json")},
-            "examples": options.examples, "held_out": options.held_out, "seed": options.seed,
+            "examples": options.examples, "held_out": options.held_out, "seed": options.seed, "target_format": TARGET_FORMAT,
             "train_shares": {"dstc9": TRAIN_DSTC9_SHARE, "refusal": TRAIN_REFUSAL_SHARE},
             "held_out_shares": {"dstc9": HELD_OUT_DSTC9_SHARE, "refusal": HELD_OUT_REFUSAL_SHARE}}
 
@@ -168,7 +169,7 @@ def train_answerer(settings: Settings, data: DataOptions, config: AnswererConfig
         "base_model": {"name": LLM_NAME, "package": package, "dtype": "float32"},
         "licence": LICENCE,
         "prompt": "assistant.answering.prompts.build_messages (system instructions, numbered passages, the question)",
-        "target": f"the passage sentence(s) that answer, each ending in [n]; or {REFUSAL!r} when no passage answers",
+        "target": f"[n] (the passage that answers) and its sentence(s) that answer; or {REFUSAL!r} when no passage answers",
         "data": manifest,
         "training": {**run_record, "loss_first_10_steps": round(first, 4), "loss_last_10_steps": round(last, 4),
                      "examples_per_s": run.examples_per_s},

@@ -1,10 +1,18 @@
 """Training and held-out examples for the grounded-answer adapter, in Helpmate's own prompt format.
 
 Every example is what the assistant sends the model (``assistant.answering.prompts.build_messages``:
-the system instructions, numbered passages, the question) and the answer it should write: one or
-two sentences from the passage that answers, with its ``[n]`` citation, or ``"I don't know."`` (the
+the system instructions, numbered passages, the question) and the answer it should write: the
+``[n]`` of the passage that answers, then one or two sentences from it, or ``"I don't know."`` (the
 refusal the prompt asks for, which the assistant turns into its offer of a person) when no passage
 answers. The adapter learns the format the support check judges, on data nobody measured is in.
+
+The citation comes first on purpose. Greedy decoding takes the most likely first token, and every
+refusal starts with the same one ("I") while answers start with whatever word their sentence
+starts with; with the citation at the end, a checkpoint after 50 of 150 steps put more probability
+on "I" than on any single opening word and refused all 24 held-out and 12 demo questions it was
+tried on, answerable or not. With ``[`` opening every answer, the first token weighs answering as a
+whole against refusing, the next one picks the passage, and the sentence is copied from it. The
+support check reads a citation wherever it stands and moves it to the end of each claim.
 
 **SQuAD 2.0 dev** (CC BY-SA 4.0): one paragraph is one help-center article. The passage shown is
 a window of two to four sentences of it (help-center chunks are about that long, and short
@@ -105,13 +113,17 @@ def sentences_of(text: str) -> list[str]:
 
 
 def cited(sentences: list[str], number: int) -> str:
-    """The sentences joined, each statement ending in `` [n].`` as the assistant's answers do."""
-    out = []
-    for sentence in sentences:
-        sentence = sentence.strip()
-        stem, end = (sentence[:-1], sentence[-1]) if sentence[-1:] in ".!" else (sentence, ".")
-        out.append(f"{stem.rstrip()} [{number}]{end}")
-    return " ".join(out)
+    """``[n]`` and the sentences (module docstring: why the citation opens the answer)."""
+    text = " ".join(sentence.strip() for sentence in sentences)
+    return f"[{number}] {text}" + ("" if text[-1:] in ".!?" else ".")
+
+
+def citation_first(text: str) -> str:
+    """An answer cited at the end of its claims ("A [1]. B [3].") in the answerer's format ("[1] A. B [3].")."""
+    match = re.search(r"\s*\[(\d+)\]", text)
+    if match is None:
+        return text
+    return f"[{match.group(1)}] " + (text[:match.start()] + text[match.end():]).strip()
 
 
 def _hit(number: int, text: str, title: str | None, section: str | None, source: str) -> Hit:

@@ -24,7 +24,8 @@ and promotion as feedback (``finetune.dataset``, ``finetune.evaluation``, ``fine
     that learned it would learn to invent;
 
 * a kept reply is the support check's text of it: each claim with the ``[n]`` of the passage that
-  supports it, as the assistant's answers are cited;
+  supports it, the first one moved to the front, which is the grounded answerer's format
+  (``finetune.answerer_data.citation_first``; training continues from that adapter);
 * everything is **redacted** and split by conversation by ``finetune.dataset.write_snapshot``, as
   feedback is. ``source.json`` records the counts. Agents' replies are staff-written, so the
   snapshot counts as reviewed (``review_status: approved``) for the gate.
@@ -47,6 +48,7 @@ from assistant.answering.prompts import Turn, rewrite_followup
 from assistant.config import Settings
 from assistant.database import session_scope
 from assistant.database.models import Conversation
+from finetune.answerer_data import citation_first
 from finetune.dataset import FeedbackRecord, SnapshotManifest, write_snapshot
 from finetune.export import SOURCE
 
@@ -155,7 +157,7 @@ def conversation_records(settings: Settings, kb: str | None = None, echo: Echo =
 
     pairs = conversation_pairs(settings, kb)
     retriever = Retriever(settings)
-    grounder = Grounder.from_settings(retriever.embedder, settings)
+    grounder = Grounder(retriever.embedder, settings.support_min_score)  # as the assistant builds it
     counts: Counter[str] = Counter({verdict: 0 for verdict in ("kept", "greeting", "hand-off", "unsupported")})
     records = []
     for number, pair in enumerate(pairs, start=1):
@@ -169,7 +171,7 @@ def conversation_records(settings: Settings, kb: str | None = None, echo: Echo =
             report = grounder.check(pair.reply, hits, query) if hits else None
             if report is not None and report.supported:
                 verdict = "kept"
-                records.append(FeedbackRecord(conversation_id=pair.conversation, answer=report.text, label="good",
+                records.append(FeedbackRecord(conversation_id=pair.conversation, answer=citation_first(report.text), label="good",
                                               question=pair.question, passages=tuple(hits), history=tuple(recent)))
             else:
                 verdict = "unsupported"
