@@ -12,8 +12,9 @@ one. Both modes answer with the ``vllm`` backend on that server:
 At each concurrency (1, 4, 16 by default) ``--questions`` (32) of the answerable questions of
 ``demo/questions.jsonl`` run through (a), then the same texts through (b), each mode with as many
 client threads as the concurrency. Every level uses its own texts (the questions after another
-greeting), so neither process's query-embedding cache has seen them, and before the runs every
-prompt goes through vLLM once (one token), so its prefix cache holds them for both modes alike.
+greeting), so neither process's query-embedding cache has seen them; both caches start empty and fill
+alike. Before the runs every prompt goes through vLLM once (one token), so its prefix cache holds
+them for both modes alike.
 It prints questions per second and p50/p95 latency per mode and concurrency, and the ratio api /
 in-process of throughput (goal at 16: at least 0.90).
 
@@ -75,7 +76,7 @@ def start_api(data_dir: str, base_url: str) -> tuple[subprocess.Popen, str]:
            "HELPMATE_VLLM_TIMEOUT_S": "600"}
     env.pop("HELPMATE_DATABASE_URL", None)
     process = subprocess.Popen([sys.executable, "-m", "ui.cli", "api", "--port", str(port), "--log-level", "warning"],
-                               cwd=REPO, env=env, stdin=subprocess.DEVNULL)
+                               cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=sys.stderr)  # keeps --json clean
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -143,6 +144,9 @@ def main() -> None:
                 return bool(agent.respond(conversation, text, caller=customer.in_conversation(conversation)).text)
 
             in_process("Warm-up: how do I return an item?")
+            # Both processes start the runs with empty query-embedding caches and fill them alike from here
+            # on (later levels reuse the passage sentences embedded in earlier ones, in each process).
+            agent.assistant.retriever.embedder.clear_cache()
             process, url = start_api(tmp, base_url)
             client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {api_key}"}, timeout=600,
                                   limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
@@ -157,7 +161,6 @@ def main() -> None:
                 results: dict[str, list[dict]] = {"in-process": [], "api": []}
                 for concurrency, texts in levels.items():
                     for mode, work in (("in-process", in_process), ("api", through_api)):
-                        agent.assistant.retriever.embedder.clear_cache()
                         row = measure(work, texts, concurrency)
                         results[mode].append(row)
                         print(f"{mode:10s} c={concurrency:<3d} {row['per_s']:6.2f} q/s  p50 {row['p50_s']:6.2f} s  "
