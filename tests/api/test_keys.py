@@ -45,7 +45,8 @@ def test_keys_are_shown_once_stored_hashed_listed_revoked_and_audited(db_setting
     created = runner.invoke(cli, ["keys", "create", "--role", "customer", "--kb", "help", "--name", "website widget",
                                   "--rate-limit", "30"])
     assert created.exit_code == 0, created.output
-    secret = re.search(r"\bhm_[A-Za-z0-9_-]{40}\b", created.stdout).group(0)
+    (secret,) = [line for line in created.stdout.splitlines() if line.startswith("hm_")]  # on a line of its own
+    assert re.fullmatch(r"hm_[A-Za-z0-9_-]{40}", secret)
     info = check_key(db_settings, secret)
     assert (info.role, info.knowledge_bases, info.rate_limit) == ("customer", frozenset({"help"}), 30)
     with session_scope(db_settings) as session:
