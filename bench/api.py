@@ -42,7 +42,7 @@ OPENERS = ("", "Hello! ", "Hi, a quick question. ", "Good morning. ", "Hey there
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 sys.path.insert(0, str(REPO))
 
-from bench.benchlib import _free_port, percentile, share_checkout_models, vllm_server  # noqa: E402
+from bench.benchlib import free_port, customer_conversation, percentile, publish, share_checkout_models, vllm_server  # noqa: E402
 
 
 def measure(work: Callable[[str], bool], items: list[str], concurrency: int) -> dict:
@@ -71,7 +71,7 @@ def start_api(data_dir: str, base_url: str) -> tuple[subprocess.Popen, str]:
     """`helpmate api` (one worker) on a free port of this machine, answering with vLLM at ``base_url``."""
     import httpx
 
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "HELPMATE_DATA_DIR": data_dir, "HELPMATE_LLM_BACKEND": "vllm", "HELPMATE_VLLM_BASE_URL": base_url,
            "HELPMATE_VLLM_TIMEOUT_S": "600"}
     env.pop("HELPMATE_DATABASE_URL", None)
@@ -104,7 +104,7 @@ def main() -> None:
 
     import httpx
 
-    from assistant.access import Caller, set_visibility
+    from assistant.access import Caller
     from assistant.agent import SupportAgent
     from assistant.answering.prompts import build_messages
     from assistant.config import get_settings
@@ -127,7 +127,7 @@ def main() -> None:
         if summary.failed:
             raise SystemExit(f"could not ingest the demo help center: {summary.failed}")
         admin = Caller.staff("admin", "bench")
-        set_visibility(base, "demo", "public", admin)
+        publish(base, "demo")
         api_key, _ = create_key(base, "customer", ["demo"], "bench", 1_000_000, admin)
         with vllm_server(base, args.base_url) as base_url:
             settings = base.model_copy(update={"llm_backend": "vllm", "vllm_base_url": base_url, "vllm_timeout_s": 600.0})
@@ -139,9 +139,8 @@ def main() -> None:
                     direct.generate(build_messages(draft.question, draft.hits, draft.history), GenerationOptions(max_tokens=1))
 
             def in_process(text: str) -> bool:
-                customer = Caller.customer(settings, None)
-                conversation = agent.start("bench", "demo", caller=customer)
-                return bool(agent.respond(conversation, text, caller=customer.in_conversation(conversation)).text)
+                conversation, customer = customer_conversation(agent, "demo")
+                return bool(agent.respond(conversation, text, caller=customer).text)
 
             in_process("Warm-up: how do I return an item?")
             # Both processes start the runs with empty query-embedding caches and fill them alike from here

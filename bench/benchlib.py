@@ -17,6 +17,22 @@ REPO = Path(__file__).resolve().parents[1]
 CHECKOUT_SETTINGS = Settings()
 
 
+def publish(settings, kb: str) -> None:
+    """Offer ``kb`` to customers (knowledge bases start internal), as an admin would."""
+    from assistant.access import Caller, set_visibility
+
+    set_visibility(settings, kb, "public", Caller.staff("admin", "bench"))
+
+
+def customer_conversation(agent, kb: str, channel: str = "bench"):
+    """A new conversation on the public ``kb`` and its customer (what the web chat does for a visitor)."""
+    from assistant.access import Caller
+
+    customer = Caller.customer(agent.settings, None)
+    conversation = agent.start(channel, kb, caller=customer)
+    return conversation, customer.in_conversation(conversation)
+
+
 def share_checkout_models() -> None:
     """Keep using the models `make` prepared (``helpmate models prepare``) in a scratch data directory."""
     os.environ.setdefault("HELPMATE_MODELS_DIR", str(CHECKOUT_SETTINGS.models_dir))
@@ -27,7 +43,7 @@ def percentile(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -43,7 +59,7 @@ def vllm_server(settings, base_url: str | None = None) -> Iterator[str]:
     from assistant.llm.vllm_server import ServeOptions, start_server, stop_server
 
     serve_settings = settings.model_copy(update={"data_dir": CHECKOUT_SETTINGS.data_dir, "models_dir": CHECKOUT_SETTINGS.models_dir})
-    server = start_server(serve_settings, ServeOptions(port=_free_port()), background=True,
+    server = start_server(serve_settings, ServeOptions(port=free_port()), background=True,
                           echo=lambda line: print(line, file=sys.stderr))
     try:
         yield server.base_url

@@ -3,7 +3,7 @@
 The demo help center (``demo/helpcenter``) is ingested into a fresh data directory and a vLLM
 server is started for the run (``helpmate serve-model``'s machinery) unless ``--base-url`` names a
 running one. At each concurrency N (1, 2, 4, 8, 16, 32 by default) N threads each hold
-conversations: ``agent.start("chat", "demo")``, then two turns through
+conversations: a new conversation of a customer (``customer_conversation``), then two turns through
 ``SupportAgent(settings).respond`` (store the message with its sentiment, route, retrieve, prompt,
 generate on vLLM, support check, store the reply): a question and its follow-up from
 ``bench/followups.jsonl``. Every thread runs ``max(1, --conversations // N)`` conversations, so
@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 sys.path.insert(0, str(REPO))
 
-from bench.benchlib import percentile, share_checkout_models, vllm_server  # noqa: E402
+from bench.benchlib import customer_conversation, percentile, publish, share_checkout_models, vllm_server  # noqa: E402
 
 
 def run_level(agent, dialogues: list[tuple[str, str]], concurrency: int, conversations: int) -> dict:
@@ -53,10 +53,10 @@ def run_level(agent, dialogues: list[tuple[str, str]], concurrency: int, convers
         for i in range(per_thread):
             first, follow_up = dialogues[(slot * per_thread + i) % len(dialogues)]
             try:
-                conversation = agent.start("chat", "demo")
+                conversation, customer = customer_conversation(agent, "demo", "chat")
                 for text in (first, follow_up):
                     started = time.perf_counter()
-                    reply = agent.respond(conversation, text)
+                    reply = agent.respond(conversation, text, caller=customer)
                     elapsed = time.perf_counter() - started
                     with lock:
                         latencies.append(elapsed)
@@ -123,12 +123,13 @@ def main() -> None:
             summary = ingest_paths([REPO / "demo" / "helpcenter"], "demo", base, show_progress=False)
             if summary.failed:
                 raise SystemExit(f"could not ingest the demo help center: {summary.failed}")
+            publish(base, "demo")
             with vllm_server(base, args.base_url) as base_url:
                 settings = base.model_copy(update={"llm_backend": "vllm", "vllm_base_url": base_url, "vllm_timeout_s": 600.0})
                 agent = SupportAgent(settings)
-                warm = agent.start("chat", "demo")
+                warm, customer = customer_conversation(agent, "demo", "chat")
                 for text in dialogues[0]:
-                    agent.respond(warm, text)
+                    agent.respond(warm, text, caller=customer)
 
                 rows: list[dict] = []
                 for level in args.levels:

@@ -45,7 +45,7 @@ OPENERS = ("", "Hello! ", "Hi, a quick question. ", "Good morning. ", "Hey there
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 sys.path.insert(0, str(REPO))
 
-from bench.benchlib import percentile, share_checkout_models, vllm_server  # noqa: E402
+from bench.benchlib import customer_conversation, percentile, publish, share_checkout_models, vllm_server  # noqa: E402
 
 
 def measure(work: Callable[[str], object], items: list[str], concurrency: int) -> dict:
@@ -101,6 +101,7 @@ def main() -> None:
         summary = ingest_paths([REPO / "demo" / "helpcenter"], "demo", base, show_progress=False)
         if summary.failed:
             raise SystemExit(f"could not ingest the demo help center: {summary.failed}")
+        publish(base, "demo")
         with vllm_server(base, args.base_url) as base_url:
             settings = base.model_copy(update={"llm_backend": "vllm", "vllm_base_url": base_url, "vllm_timeout_s": 600.0})
             agent = SupportAgent(settings)
@@ -116,10 +117,12 @@ def main() -> None:
             # mode and concurrency alike (else the first run alone would compute them afresh).
             for question in set(items):
                 direct.generate(prompts[question], GenerationOptions(max_tokens=1))
-            agent.respond(agent.start("bench", "demo"), items[0])
+            conversation, customer = customer_conversation(agent, "demo")
+            agent.respond(conversation, items[0], caller=customer)
 
             def full(question: str) -> None:
-                agent.respond(agent.start("bench", "demo"), question)
+                conversation, customer = customer_conversation(agent, "demo")
+                agent.respond(conversation, question, caller=customer)
 
             results: dict[str, list[dict]] = {"full": [], "direct": [], "local": []}
             use_answering_threads(settings)
