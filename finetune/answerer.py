@@ -35,7 +35,7 @@ from typing import Any, Callable
 from assistant.config import Settings
 from assistant.llm.versions import ANSWERER_DIR, ANSWERER_NAME
 from assistant.modelstore import LLM_NAME, LLM_PACKAGE, require_llm
-from finetune.answerer_data import (REFUSAL, build_examples, file_sha256, read_examples, sample, squad_part,
+from finetune.answerer_data import (GOLD_POSITION_WEIGHTS, REFUSAL, build_examples, file_sha256, read_examples, sample, squad_part,
                                     write_jsonl)
 from finetune.answerer_eval import answer_all, metrics
 from finetune.answerer_training import AnswererConfig, train_resumable
@@ -44,7 +44,7 @@ Echo = Callable[[str], None]
 DEFAULT_EXAMPLES = 1200  # about 150 steps of 8: an hour of 2 idle CPU cores (BENCHMARKS.md)
 DEFAULT_HELD_OUT = 240
 TRAIN_DSTC9_SHARE, TRAIN_REFUSAL_SHARE = 0.3, 0.25
-TARGET_FORMAT = "citation first: '[n] sentence(s).' or 'I don't know.'"  # in the manifest: other targets, other data
+TARGET_FORMAT = "citation first: '[n] sentence(s).' or 'I don't know.'; answering passage placed by GOLD_POSITION_WEIGHTS"
 HELD_OUT_DSTC9_SHARE, HELD_OUT_REFUSAL_SHARE = 0.4, 0.5
 LICENCE = ("CC BY-SA 4.0 (https://creativecommons.org/licenses/by-sa/4.0/): this adapter is an adaptation of SQuAD 2.0 "
            "(Rajpurkar, Jia & Liang 2018, 'Know What You Don't Know: Unanswerable Questions for SQuAD', ACL 2018; "
@@ -68,6 +68,7 @@ def _manifest(options: DataOptions) -> dict[str, Any]:
     return {"squad": {"file": options.squad.name, "sha256": file_sha256(options.squad)},
             "dstc9": {name: file_sha256(options.dstc9 / name) for name in ("knowledge.json", "labels.json")},
             "examples": options.examples, "held_out": options.held_out, "seed": options.seed, "target_format": TARGET_FORMAT,
+            "gold_position_weights": list(GOLD_POSITION_WEIGHTS),
             "train_shares": {"dstc9": TRAIN_DSTC9_SHARE, "refusal": TRAIN_REFUSAL_SHARE},
             "held_out_shares": {"dstc9": HELD_OUT_DSTC9_SHARE, "refusal": HELD_OUT_REFUSAL_SHARE}}
 
