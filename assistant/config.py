@@ -70,6 +70,11 @@ class Settings(BaseSettings):
 
     embedding_model: str = Field("", description="Folder of a sentence-transformers model; empty means the packaged all-MiniLM-L6-v2.")
     embedding_batch_size: int = 128
+    embedding_backend: Literal["auto", "torch", "torch-bf16", "torch-int8"] = Field(
+        "torch", description="How the embedding model runs, for ingestion, queries, the router, the support check and "
+        "sentiment alike: torch (float32), torch-bf16 (bfloat16 autocast; fast where the CPU has native bfloat16), "
+        "torch-int8 (dynamic int8, lossy), auto (torch-bf16 where the CPU has native bfloat16, else torch). "
+        "bench/embed.py measures them; an index records its backend (assistant/embeddings.py).")
     device: str = Field("cpu", description="torch device for in-process models: cpu or cuda.")
 
     chunk_tokens: int = Field(200, description="Word pieces per chunk, within the embedding model's 256-token window.")

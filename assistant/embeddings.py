@@ -1,13 +1,41 @@
-"""Sentence embeddings with the configured sentence-transformers model.
+"""Sentence embeddings with the configured sentence-transformers model and backend.
 
 Vectors are L2-normalised float32, so inner product is cosine similarity everywhere
 (FAISS index, verified-answer matching, sentiment features).
+
+Backends (``HELPMATE_EMBEDDING_BACKEND``) run the same MiniLM weights in other arithmetic, because on
+CPU machines the embedding model sets ingestion time, sentiment scoring time and most of a question's
+CPU time outside generation:
+
+- ``torch``: float32 PyTorch, the reference every other backend is measured against.
+- ``torch-bf16``: the same model under ``torch.autocast(bfloat16)``; matrix products in bfloat16 with
+  float32 accumulation. Fast only where the CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX);
+  elsewhere it is emulated and slower than float32.
+- ``torch-int8``: PyTorch dynamic int8 quantisation of the linear layers (VNNI). Its vectors move far
+  from float32 (cosine ~0.9), so it is lossy: BENCHMARKS.md ("Embedding backends") has its quality.
+- ``auto``: ``torch-bf16`` where the CPU has native bfloat16, else ``torch``.
+
+ONNX Runtime and OpenVINO (sentence-transformers' ``backend="onnx"|"openvino"``) need
+``optimum-onnx`` or ``optimum-intel``, and no release of either installs beside transformers 5.23
+(pip: ResolutionImpossible, checked on PyPI on 2026-11-30: optimum-onnx 0.1.0 needs transformers<4.58, optimum-intel 2.2.0 transformers<5.6), so they are not offered.
+
+Torch backends need no export: they are applied when the model loads (under a second).
+``helpmate models prepare`` checks the default backend on this machine and writes what it found
+(``prepared.json``, keyed by model and backend under ``<models dir>/embeddings``). Every index
+records the backend and the vectors of a few probe texts (``record``), so a query with another
+backend whose vectors differ by more than ``TOLERANCE`` is refused with a message to re-ingest
+(``mismatch``) instead of silently ranking worse.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import threading
+import time
+import warnings
 from collections import OrderedDict
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -18,6 +46,59 @@ from assistant.modelstore import embedding_model_path
 
 # Vectors the query-time cache keeps (about 30 MB at 384 dimensions).
 CACHE_SIZE = 20_000
+BACKENDS: tuple[str, ...] = ("torch", "torch-bf16", "torch-int8")
+# Largest cosine distance (1 - cosine) to float32 of a backend's vectors of the probe texts, beyond which an
+# index built with one backend is refused to queries with another. torch-bf16 measured ~3e-5 (BENCHMARKS.md),
+# torch-int8 ~0.1; 1e-3 keeps scores within ~0.045 of each other even in the worst direction.
+TOLERANCE = 1e-3
+# What each backend is allowed to differ from float32 when `models prepare` checks it (int8 is lossy by design).
+BACKEND_LIMITS = {"torch": 1e-6, "torch-bf16": TOLERANCE, "torch-int8": 0.25}
+PROBE_TEXTS = (
+    "Where is my refund? I sent the boots back three weeks ago and nobody answers my emails.",
+    "How long do I have to return an item?",
+    "Thank you, the replacement arrived today and fits perfectly.",
+    "Express shipping costs 14.90 EUR and arrives the next business day when you order before 2 pm. Standard "
+    "shipping costs 4.95 EUR, is free above 75 EUR and takes three to five business days within Germany and "
+    "Austria; deliveries to Switzerland take longer because every parcel goes through customs, and the duties "
+    "are shown at checkout. Orders placed on weekends or public holidays are packed on the next business day.",
+)
+PREPARED_FILE = "prepared.json"
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX); Linux flags, else False."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def resolve_backend(settings: Settings) -> str:
+    """The backend ``settings`` ask for, with ``auto`` decided for this machine."""
+    if settings.embedding_backend != "auto":
+        return settings.embedding_backend
+    return "torch-bf16" if settings.device == "cpu" and cpu_has_bf16() else "torch"
+
+
+def apply_backend(module, backend: str):
+    """``module`` ready to run under ``backend``: int8 quantises a copy of its linear layers, the others leave it as is."""
+    if backend != "torch-int8":
+        return module
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PyTorch marks eager quantisation deprecated in favour of torchao
+        return torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def backend_context(backend: str, device: str = "cpu"):
+    """The context a forward pass of ``backend`` runs in (bfloat16 autocast, or nothing)."""
+    if backend != "torch-bf16":
+        return contextlib.nullcontext()
+    import torch
+
+    return torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16)
 
 
 class Embedder:
@@ -32,8 +113,11 @@ class Embedder:
     def __init__(self, settings: Settings):
         from sentence_transformers import SentenceTransformer
 
+        self.settings = settings
         self.path = embedding_model_path(settings)
-        self.model = SentenceTransformer(str(self.path), device=settings.device)
+        self.backend = resolve_backend(settings)
+        self.device = settings.device
+        self.model = apply_backend(SentenceTransformer(str(self.path), device=settings.device), self.backend)
         self.batch_size = settings.embedding_batch_size
         self.name = self.path.parent.name if self.path.name == "model" else self.path.name
         self.dim: int = self.model.get_embedding_dimension()
@@ -43,6 +127,7 @@ class Embedder:
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._probe: np.ndarray | None = None
 
     def encode(self, texts: Sequence[str], show_progress: bool = False, cache: bool = False) -> np.ndarray:
         """Embed texts as normalised float32 rows; an empty input gives a (0, dim) array.
@@ -77,7 +162,7 @@ class Embedder:
             self._cache.clear()
 
     def _encode(self, texts: Sequence[str], show_progress: bool) -> np.ndarray:
-        with self._lock:
+        with self._lock, backend_context(self.backend, self.device):
             vectors = self.model.encode(
                 list(texts),
                 batch_size=self.batch_size,
@@ -93,6 +178,85 @@ class Embedder:
             encoded = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
         return [len(ids) for ids in encoded]
 
+    def probe(self) -> np.ndarray:
+        """This backend's vectors of ``PROBE_TEXTS`` (computed once)."""
+        if self._probe is None:
+            self._probe = self.encode(list(PROBE_TEXTS))
+        return self._probe
+
+    def record(self) -> dict:
+        """What an index records about the vectors it holds: model, backend and the probe texts' vectors."""
+        return {"model": self.name, "backend": self.backend,
+                "probe": [[round(float(x), 6) for x in row] for row in self.probe()]}
+
+
+def distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest cosine distance (1 - cosine) between matching rows of two sets of normalised vectors."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    cosines = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    return float(max(0.0, 1.0 - cosines.min()))
+
+
+def mismatch(recorded: dict | None, embedder: Embedder, what: str) -> str | None:
+    """Why ``embedder``'s vectors cannot be mixed with those an index recorded (``record``), or None.
+
+    An index written before backends were recorded holds float32 ``torch`` vectors. Within ``TOLERANCE``
+    another backend is accepted (bfloat16 moves vectors by ~3e-5); beyond it the ranking would quietly
+    degrade, so the caller refuses with this message.
+    """
+    recorded = recorded or {"backend": "torch"}
+    backend = recorded.get("backend", "torch")
+    if backend == embedder.backend or recorded.get("model", embedder.name) != embedder.name:
+        return None  # the same backend; another model is the caller's own check
+    if recorded.get("probe"):
+        reference = np.asarray(recorded["probe"], dtype=np.float32)
+    else:
+        reference = get_embedder(embedder.settings.model_copy(update={"embedding_backend": backend})).probe()
+    gap = distance(reference, embedder.probe())
+    if gap <= TOLERANCE:
+        return None
+    return (f"{what} was embedded with the {backend} embedding backend, and this process uses {embedder.backend} "
+            f"(HELPMATE_EMBEDDING_BACKEND={embedder.settings.embedding_backend}), whose vectors differ from it by up to "
+            f"{gap:.4f} in cosine (tolerance {TOLERANCE}); set HELPMATE_EMBEDDING_BACKEND={backend}, or re-ingest the "
+            f"documents with this backend into a new knowledge base (`helpmate ingest PATH --kb NEW_NAME`)")
+
+
+def prepared_path(settings: Settings, backend: str | None = None) -> Path:
+    """Where ``models prepare`` writes what it found for the configured model and ``backend``."""
+    path = embedding_model_path(settings)
+    name = path.parent.name if path.name == "model" else path.name
+    return settings.models_dir / "embeddings" / name / (backend or resolve_backend(settings)) / PREPARED_FILE
+
+
+def prepare_backend(settings: Settings, force: bool = False) -> dict:
+    """Check the configured (default: ``auto``) backend on this machine, once, and record the result.
+
+    Torch backends export nothing; what is worth doing once is to load the backend, embed the probe
+    texts, compare them with float32 and refuse a backend that strays beyond its limit
+    (``BACKEND_LIMITS``). The result is written to ``prepared_path`` (temporary name, then renamed).
+    """
+    backend = resolve_backend(settings)
+    target = prepared_path(settings, backend)
+    if target.exists() and not force:
+        return json.loads(target.read_text())
+    import torch
+
+    embedder = get_embedder(settings)
+    reference = get_embedder(settings.model_copy(update={"embedding_backend": "torch"}))
+    gap = distance(reference.probe(), embedder.probe())
+    if gap > BACKEND_LIMITS[backend]:
+        raise RuntimeError(f"the {backend} embedding backend strays {gap:.4f} in cosine from float32 on this machine "
+                           f"(limit {BACKEND_LIMITS[backend]}); set HELPMATE_EMBEDDING_BACKEND=torch")
+    result = {"model": embedder.name, "backend": backend, "requested": settings.embedding_backend,
+              "max_cosine_distance_to_float32": round(gap, 8), "cpu_bf16": cpu_has_bf16(),
+              "torch": torch.__version__, "device": settings.device,
+              "prepared": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(target)
+    return result
+
 
 _embedders: dict[tuple, Embedder] = {}
 _embedders_lock = threading.Lock()
@@ -100,7 +264,7 @@ _embedders_lock = threading.Lock()
 
 def get_embedder(settings: Settings) -> Embedder:
     """The process-wide embedder for the given settings (loading takes a second or two)."""
-    key = (settings.embedding_model, settings.device, settings.embedding_batch_size)
+    key = (settings.embedding_model, settings.device, settings.embedding_batch_size, resolve_backend(settings))
     with _embedders_lock:
         if key not in _embedders:
             _embedders[key] = Embedder(settings)

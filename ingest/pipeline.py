@@ -23,7 +23,7 @@ from tqdm import tqdm
 from assistant.config import Settings
 from assistant.database import session_scope
 from assistant.database.models import Chunk, Document, IngestionRun, KnowledgeBase, utcnow
-from assistant.embeddings import Embedder, get_embedder
+from assistant.embeddings import Embedder, get_embedder, mismatch
 from assistant.retrieval.bm25_index import build_for_knowledge_base
 from assistant.retrieval.vector_index import (
     DENSE_FILE,
@@ -183,6 +183,10 @@ class Ingestor:
     def _ingest(self, kb_id: int, generation: int, files: list[Path], roots: list[Path], prune: bool, strict: bool,
                 summary: IngestSummary) -> None:
         index = read_dense(self.settings, self.kb_name, generation, self.embedder.dim)
+        # New vectors must be comparable with those already indexed (another backend may drift from them).
+        problem = mismatch(index.embedding, self.embedder, f"knowledge base {self.kb_name!r}") if index.size else None
+        if problem:
+            raise ValueError(problem)
         with session_scope(self.settings) as session:
             known: dict[str, list[tuple[int, str, str | None, str, str]]] = {}
             for doc_id, source, path, file_hash, content_hash, status in session.execute(
@@ -299,6 +303,7 @@ class Ingestor:
             fitted = index.fit_kind(self.settings.exact_index_max)
             if fitted is not index:
                 index.index, index.params = fitted.index, fitted.params
+            index.embedding = self.embedder.record()
             new_generation = generation + 1
             target = generation_dir(self.settings, self.kb_name, new_generation)
             staging = target.with_name(target.name + ".tmp")

@@ -29,7 +29,7 @@ from sqlalchemy import or_, select
 from assistant.config import Settings
 from assistant.database import session_scope
 from assistant.database.models import Chunk, Document, KnowledgeBase
-from assistant.embeddings import Embedder, get_embedder
+from assistant.embeddings import Embedder, get_embedder, mismatch
 from assistant.retrieval.bm25_index import LexicalIndex, build_for_knowledge_base
 from assistant.retrieval.types import Hit
 from assistant.retrieval.vector_index import DENSE_FILE, VectorIndex, generation_dir, read_dense
@@ -72,6 +72,7 @@ class Retriever:
         self.settings = settings
         self._embedder = embedder
         self._generations: dict[str, _Generation] = {}
+        self._backend_checked: dict[tuple[int, int], str | None] = {}  # (kb id, generation): why its vectors do not fit
         self._load_lock = threading.Lock()
 
     @property
@@ -176,6 +177,13 @@ class Retriever:
                 f"knowledge base {kb!r} was embedded with {generation.embedding_model} but HELPMATE_EMBEDDING_MODEL "
                 f"gives {self.embedder.name}; set it back, or re-ingest into a new --kb"
             )
+        key = (generation.kb_id, generation.number)
+        if key not in self._backend_checked:  # once per generation: comparing the probe vectors costs a few ms
+            dense = generation.dense
+            self._backend_checked[key] = (mismatch(dense.embedding, self.embedder, f"knowledge base {kb!r}")
+                                          if dense.size else None)
+        if self._backend_checked[key]:
+            raise ValueError(self._backend_checked[key])
 
     def _allowed_chunk_ids(self, kb_id: int, sources: Sequence[str]) -> np.ndarray:
         prefixes = [s for s in sources if s]

@@ -52,12 +52,15 @@ class VectorIndex:
     and, unlike PQ, keeps inner products within ~1e-3, so the top 10 barely move; IVF supports
     removal by id, which incremental ingestion needs (HNSW does not). When an IVF index has grown
     ``REFIT_GROWTH`` times past the size its lists were chosen for, it is retrained.
-    ``params`` records how the index was built; it is written beside the index file.
+    ``params`` records how the index was built and ``embedding`` what made its vectors (model, backend
+    and probe vectors: ``Embedder.record``; None for an index written before backends were recorded);
+    both are written beside the index file.
     """
 
-    def __init__(self, index: faiss.Index, params: dict | None = None):
+    def __init__(self, index: faiss.Index, params: dict | None = None, embedding: dict | None = None):
         self.index = index
         self.params: dict = params if params is not None else self._describe()
+        self.embedding = embedding
 
     @classmethod
     def empty(cls, dim: int) -> VectorIndex:
@@ -174,18 +177,23 @@ class VectorIndex:
         return VectorIndex._build_ivf(ids, vectors, int(self.params.get("seed", 0)))
 
     def write(self, path: Path) -> None:
-        """The FAISS file, and its build parameters as JSON beside it (``dense.json``)."""
+        """The FAISS file, and its build parameters and embedding record as JSON beside it (``dense.json``)."""
         faiss.write_index(self.index, str(path))
-        path.with_suffix(".json").write_text(json.dumps({**self.params, "ntotal": self.size, "dim": self.dim}, indent=2) + "\n")
+        described = {**self.params, "ntotal": self.size, "dim": self.dim}
+        if self.embedding is not None:
+            described["embedding"] = self.embedding
+        path.with_suffix(".json").write_text(json.dumps(described, indent=2) + "\n")
 
     @classmethod
     def read(cls, path: Path) -> VectorIndex:
         params_file = path.with_suffix(".json")
         params = json.loads(params_file.read_text()) if params_file.exists() else None
+        embedding = None
         if params is not None:
             params.pop("ntotal", None)
             params.pop("dim", None)
-        return cls(faiss.read_index(str(path)), params)
+            embedding = params.pop("embedding", None)
+        return cls(faiss.read_index(str(path)), params, embedding)
 
 
 def kb_index_dir(settings: Settings, kb_name: str) -> Path:

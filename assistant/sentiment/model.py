@@ -25,7 +25,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from assistant.config import Settings
-from assistant.embeddings import Embedder, get_embedder
+from assistant.embeddings import Embedder, apply_backend, backend_context, get_embedder, resolve_backend
 from assistant.modelstore import embedding_model_path
 
 LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
@@ -117,8 +117,11 @@ class SentimentModel:
     name = "helpmate"
 
     def __init__(self, encoder, tokenizer, head: SentimentHead, metadata: dict, embedder: Embedder | None = None,
-                 lexicon: VaderBaseline | None = None, batch_size: int = 128, max_tokens: int = 256):
-        self.encoder = encoder.eval()
+                 lexicon: VaderBaseline | None = None, batch_size: int = 128, max_tokens: int = 256,
+                 backend: str = "torch"):
+        # The embedding backend (HELPMATE_EMBEDDING_BACKEND) runs the merged encoder too; the head stays float32.
+        self.backend = backend
+        self.encoder = apply_backend(encoder.eval(), backend)
         self.tokenizer = tokenizer
         torch = load_torch()
         self._weight = torch.from_numpy(head.weight.T.copy())
@@ -167,20 +170,22 @@ class SentimentModel:
             raise ModelFileError(f"{folder / HEAD_FILE} has shape {head.weight.shape}, not (3, hidden + 4); retrain it")
         embedder = get_embedder(settings)
         return cls(encoder, tokenizer, head, metadata, embedder, batch_size=settings.embedding_batch_size,
-                   max_tokens=embedder.max_tokens)
+                   max_tokens=embedder.max_tokens, backend=embedder.backend)
 
     def pooled(self, texts: Sequence[str]) -> np.ndarray:
         """Mean-pooled last hidden states of the adapted encoder, batched by length like sentence-transformers."""
         torch = load_torch()
         out = np.zeros((len(texts), int(self.encoder.config.hidden_size)), dtype=np.float32)
         order = np.argsort([-len(t) for t in texts], kind="stable")
-        with self._lock, torch.inference_mode():
+        device = self.encoder.device
+        with self._lock, torch.inference_mode(), backend_context(self.backend, device.type):
             for start in range(0, len(texts), self.batch_size):
                 rows = order[start:start + self.batch_size]
                 batch = self.tokenizer([texts[i] for i in rows], padding=True, truncation=True,
                                        max_length=self.max_tokens, return_tensors="pt")
-                batch = {k: v.to(self.encoder.device) for k, v in batch.items()}
-                out[rows] = mean_pool(self.encoder(**batch).last_hidden_state, batch["attention_mask"]).cpu().numpy()
+                batch = {k: v.to(device) for k, v in batch.items()}
+                states = self.encoder(**batch).last_hidden_state.float()
+                out[rows] = mean_pool(states, batch["attention_mask"]).cpu().numpy()
         return out
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
@@ -239,7 +244,7 @@ _models_lock = threading.Lock()
 
 def get_sentiment_model(settings: Settings) -> SentimentModel:
     """The process-wide shipped model, loaded once."""
-    key = (settings.embedding_model, settings.device, settings.embedding_batch_size)
+    key = (settings.embedding_model, settings.device, settings.embedding_batch_size, resolve_backend(settings))
     with _models_lock:
         if key not in _models:
             _models[key] = SentimentModel.load(None, settings)
