@@ -105,6 +105,11 @@ class Settings(BaseSettings):
                     "loopback URL, no GPU): two processes sharing the cores slow each other down (bench/serve.py).")
 
     answer_min_relevance: float = Field(0.40, description="Refuse (and offer a human) when no retrieved passage has at least this cosine similarity to the question.")
+    support_min_score: float = Field(
+        0.5, ge=0.0, le=1.0,
+        description="Score of the learned support verifier (0-1) a claim of a model's answer needs from a passage "
+                    "sentence to count as supported; below it the answer is replaced by an extractive one. "
+                    "`helpmate eval support` measures accept and reject rates, on DSTC9 or a team's own answers.")
     answer_passages: int = Field(4, description="Retrieved passages given to the model as numbered context.")
     history_turns: int = Field(4, description="Recent conversation turns used to make follow-up questions standalone.")
     verified_min_similarity: float = Field(

@@ -1,0 +1,215 @@
+"""Answers and passages as the support check reads them: sentences, claims, content words, numbers.
+
+An answer is split into sentences; a sentence that asserts something is a *claim*. Questions back,
+offers and pleasantries written around an answer ("Would you like me to book it?", "Let me know if
+you need anything else.", "Sure, let me check.") assert nothing about the passages, so they are
+not claims (human agents write them in most replies: DSTC9, BENCHMARKS.md). A bare "Yes, they do."
+asserts the question, so it is read together with it. Passages are split the same way into
+``Unit``s, each with its headings as context (``grounding`` says how claims are matched to them).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+from assistant.retrieval.bm25_index import tokenize
+from assistant.retrieval.types import Hit
+
+Method = Literal["verifier", "overlap"]
+MIN_CLAIM_WORDS = 2  # content words besides numbers that a claim needs to say what its numbers are
+MAX_PLEASANTRY_WORDS = 16  # a longer sentence that opens like a pleasantry is a claim (the answer follows the process talk)
+
+_CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+# Sentence ends, line breaks and list bullets; a decimal point ("14.90") is never followed by a space.
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\s*\n+\s*|\s+-\s+(?=\S)")
+_LEAD_IN = re.compile(
+    r"^\s*(?:(?:the\s+)?answer(?:\s+to\s+(?:the|this|your)\s+question)?\s+is\s*:?|answer\s*:)\s*", re.IGNORECASE
+)
+_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")
+_NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+_NEGATION = re.compile(r"\b(?:not|never|cannot|none|nothing|nor|no longer|neither)\b|n['’]t\b", re.IGNORECASE)
+_YES_NO = re.compile(r"^\s*(yes|no)\b[,.!:;]?\s*", re.IGNORECASE)
+_NUMBER_WORDS = {
+    "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7", "eight": "8",
+    "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "fifteen": "15", "twenty": "20", "thirty": "30",
+}
+# Offers, pleasantries and the agent's own process, written by human agents around their answers.
+_PLEASANTRY = re.compile(
+    r"^\W*(?:(?:yeah|yes|ok|okay|sure|absolutely|alright|all right|great|well|so|perfect|certainly)\W+)*(?:"
+    r"let me|let us|please let me|(?:i )?hope (?:this|that)|i(?:'m| am) happy|happy to|glad to|thanks?\b|you'?re welcome|"
+    r"i apologi[sz]e|sorry for|one moment|just a (?:moment|second)|give me a (?:moment|second)|i(?:'d| would) be happy|"
+    r"i can (?:check|look|help|book|reserve|search|find|make)|i(?:'ll| will) (?:check|look|search|find|book|reserve)|"
+    r"(?:that'?s )?a (?:good|great) question|feel free|enjoy|have a (?:good|great|nice|wonderful)|is there anything|"
+    r"anything else|how else|would you like|do you (?:want|need)|shall i|should i|can i help|if you (?:need|have|want|"
+    r"would|'d|think|are|'re)|good (?:morning|afternoon|evening)|hello\b|hi\b|i don'?t know)", re.IGNORECASE)
+# A question back or an offer run on without a full stop ("... at Dolores Park Any other question?") starts a new sentence.
+_RUN_ON = re.compile(r"(?<=[a-z0-9])\s+(?=(?:Any|Anything|Is there|Do you|Would you|Can I|Could I|Will that|Did you|Are you|"
+                     r"How else|Let me|Please|Have a|Thank)\b)")
+# Spoken replies put the answer after the process talk: "sure let me check here okay it says that they don't ...".
+_EVIDENCE = re.compile(r"\b(?:it says|says that|it shows|shows that|showing|i see that|looks like|(?:okay|ok|all right|alright) so)\b",
+                       re.IGNORECASE)
+# sklearn's English stop words, less words that carry facts in customer service ("next business day",
+# "full refund", "send back"), plus the stubs that splitting contractions leaves ("don", "isn").
+_STOP_WORDS = (ENGLISH_STOP_WORDS - {
+    "next", "full", "back", "call", "bill", "fire", "find", "found", "part", "name", "system", "interest",
+    "detail", "bottom", "top", "front", "side", "move", "empty", "fill", "thick", "thin", "amount", "first",
+    "last", "keep", "take", "give", "put", "show", "free",
+} - set(_NUMBER_WORDS)) | {"don", "doesn", "didn", "isn", "aren", "wasn", "weren", "won", "haven", "hasn", "hadn",
+                           "shouldn", "wouldn", "couldn", "ll", "ve", "re", "yes", "ok", "sure"}
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences and list items of a text; fragments under three words join the next one ("No." + its reason)."""
+    parts = [_BULLET.sub("", p).strip() for p in _SENTENCE_BREAK.split(text)]
+    sentences: list[str] = []
+    carry = ""
+    for part in parts:
+        if not part:
+            continue
+        part = f"{carry} {part}".strip() if carry else part
+        if len(_WORD.findall(part)) < 3:
+            carry = part
+            continue
+        carry = ""
+        sentences.append(part)
+    if carry:
+        if sentences and not carry.endswith((":", "?")):
+            sentences[-1] = f"{sentences[-1]} {carry}"
+        else:
+            sentences.append(carry)
+    return sentences
+
+
+def content_terms(text: str) -> set[str]:
+    """Stemmed content words, number words written as digits: what two statements must share to say the same."""
+    words = [_NUMBER_WORDS.get(w, w) for w in (m.group(0).lower() for m in _WORD.finditer(text))]
+    return set(tokenize(" ".join(w for w in words if w not in _STOP_WORDS)))
+
+
+def numbers(text: str) -> set[str]:
+    """Numbers as written, with decimal commas as points and number words as digits ("two" → "2")."""
+    found = {n.replace(",", ".") for n in _NUMBER.findall(text)}
+    found |= {_NUMBER_WORDS[w] for w in (m.group(0).lower() for m in _WORD.finditer(text)) if w in _NUMBER_WORDS}
+    return found
+
+
+def polarity(text: str) -> tuple[str | None, bool]:
+    """(leading yes/no, whether the rest is negated)."""
+    match = _YES_NO.match(text)
+    lead = match.group(1).lower() if match else None
+    rest = text[match.end():] if match else text
+    return lead, bool(_NEGATION.search(rest))
+
+
+def strip_citations(text: str) -> str:
+    return re.sub(r"\s+([.,;:!?])", r"\1", _CITATION.sub("", text)).strip()
+
+
+def cited_numbers(text: str) -> list[int]:
+    """Passage numbers cited in a text, in order of first appearance."""
+    seen: list[int] = []
+    for group in _CITATION.findall(text):
+        for number in (int(n) for n in group.split(",")):
+            if number not in seen:
+                seen.append(number)
+    return seen
+
+
+@dataclass
+class Claim:
+    """One asserted sentence of an answer and what the check found for it."""
+
+    text: str
+    cited: list[int]
+    supported: bool = False
+    support: int | None = None  # the passage number that supports it
+    evidence: str | None = None  # the passage sentence it matched best
+    coverage: float = 0.0
+    similarity: float = 0.0  # the verifier's score of the evidence (overlap rules: the embedding cosine)
+    reason: str = ""
+
+
+@dataclass
+class Unit:
+    """One statement of a passage, with the content words and numbers of its headings;
+    ``scope``: the lower-cased passage with its headings (where a claim's names must occur)."""
+
+    passage: int
+    text: str
+    terms: set[str]
+    numbers: set[str]
+    polarity: tuple[str | None, bool]
+    scope: str = ""
+
+
+def heading(hit: Hit) -> str:
+    return " > ".join(part for part in (hit.title, hit.section) if part)
+
+
+def context_of(hit: Hit) -> str:
+    """The heading parts that state a topic; an FAQ's question heading asserts nothing, so it supports nothing."""
+    parts = [p.strip() for p in heading(hit).split(" > ")]
+    return " > ".join(p for p in parts if p and not p.endswith("?"))
+
+
+def units_of(passages: Sequence[Hit]) -> list[Unit]:
+    """Each statement of each passage, with the passage's headings as context."""
+    units: list[Unit] = []
+    for number, hit in enumerate(passages, start=1):
+        context = context_of(hit)
+        context_terms, context_numbers = content_terms(context), numbers(context)
+        scope = f"{heading(hit)}\n{hit.text}".lower()
+        for sentence in split_sentences(hit.text):
+            if not sentence.endswith("?"):
+                units.append(Unit(number, sentence, content_terms(sentence) | context_terms,
+                                  numbers(sentence) | context_numbers, polarity(sentence), scope))
+    return units
+
+
+def is_pleasantry(sentence: str) -> bool:
+    """An offer, thanks, or the agent's own process ("Let me check that for you."): nothing to verify."""
+    return (len(_WORD.findall(sentence)) <= MAX_PLEASANTRY_WORDS and bool(_PLEASANTRY.match(sentence))
+            and not _EVIDENCE.search(sentence))
+
+
+def answer_claims(answer: str, question: str | None, method: Method = "verifier") -> tuple[list[str], list[Claim]]:
+    """(the answer's sentences without citations, its claims). With ``method="overlap"``, the claims
+    as the word-overlap rules saw them: every sentence with a content word or number that is not a question."""
+    claims: list[Claim] = []
+    kept: list[str] = []
+    sentences = split_sentences(_LEAD_IN.sub("", answer.strip()))
+    if method != "overlap":
+        sentences = [part for sentence in sentences for part in _RUN_ON.split(sentence) if part.strip()]
+    for sentence in sentences:
+        cited = cited_numbers(sentence)
+        plain = strip_citations(sentence).strip(" \"'")
+        if not plain:
+            continue
+        kept.append(plain)
+        if plain.endswith("?"):
+            continue
+        terms, values = content_terms(plain), numbers(plain)
+        if method == "overlap":
+            if terms or values:
+                claims.append(Claim(plain, cited))
+            continue
+        if is_pleasantry(plain):
+            continue
+        if not values and sum(not t.isdigit() for t in terms) < MIN_CLAIM_WORDS:
+            if question:  # "Yes, they do." asserts the question; the verifier reads the two together
+                claims.append(Claim(plain, cited))
+            continue
+        claims.append(Claim(plain, cited))
+    return kept, claims
+
+
+def reading(claim: str, question: str | None) -> str:
+    """The text the verifier reads for a claim: a bare "Yes, they do." together with the question it asserts."""
+    if question and sum(not t.isdigit() for t in content_terms(claim)) < MIN_CLAIM_WORDS:
+        return f"{claim} {question.strip()}"
+    return claim
