@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 import typer
 
 from assistant.cli.errors import fail, user_errors
+from assistant.cli.evaluation import register as register_evaluation
 from assistant.cli.sentiment import eval_sentiment
 from assistant.config import get_settings
 
@@ -77,3 +78,4 @@ def retrieval(
 
 
 eval_app.command("sentiment")(eval_sentiment)
+register_evaluation(eval_app)
