@@ -105,6 +105,10 @@ class Settings(BaseSettings):
                     "loopback URL, no GPU): two processes sharing the cores slow each other down (bench/serve.py).")
 
     answer_min_relevance: float = Field(0.40, description="Refuse (and offer a human) when no retrieved passage has at least this cosine similarity to the question.")
+    support_check: Literal["overlap", "verifier"] = Field(
+        "overlap", description="How a model's answer is checked against its passages: overlap (word-overlap rules: reject "
+        "most human paraphrases, keep the 135M model's nonsense out) or verifier (learned on DSTC9 human replies: "
+        "accepts paraphrases, but let 7 of 42 wrong answers of the 135M model through on the demo questions; BENCHMARKS.md).")
     support_min_score: float = Field(
         0.5, ge=0.0, le=1.0,
         description="Score of the learned support verifier (0-1) a claim of a model's answer needs from a passage "

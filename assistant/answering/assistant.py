@@ -159,7 +159,7 @@ class Assistant:
         use_answering_threads(self.settings)
         self.retriever = retriever or Retriever(self.settings)
         self._model = model
-        self.grounder = Grounder(self.retriever.embedder, self.settings.support_min_score)
+        self.grounder = Grounder(self.retriever.embedder, self.settings.support_min_score, self.settings.support_check)
 
     @property
     def model(self) -> ChatModel:
