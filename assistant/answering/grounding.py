@@ -39,8 +39,9 @@ entity's snippets.
 
 What this cannot catch: a wrong row of a table that holds every number ("inside leg 76 cm" for the
 wrong size), and claims the verifier scores wrongly; BENCHMARKS.md measures both error rates.
-``method="overlap"`` runs the word-overlap rules used before the verifier (``overlap``), for
-``helpmate eval support`` to print beside it.
+``method="overlap"`` runs the word-overlap rules (``overlap``) instead: the assistant's default
+(``HELPMATE_SUPPORT_CHECK``), because on the demo questions the verifier let wrong answers of the
+embedded 135M model through (BENCHMARKS.md); ``helpmate eval support`` prints both.
 
 An unsupported answer is replaced by ``extractive_answer``: the passage sentences most similar
 to the question, each cited. Those sentences are copied, so the replacement cannot invent anything.
