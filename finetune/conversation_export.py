@@ -18,8 +18,9 @@ and promotion as feedback (``finetune.dataset``, ``finetune.evaluation``, ``fine
   - a ``hand-off``: the agent acts on the case or passes it on ("I've escalated NG-16109648", "I'll
     pass them on to the team", "Could you send me a photo"): an assistant that learned to write
     these would promise what it cannot do;
-  - ``unsupported``: the support check (``assistant.answering.grounding.Grounder.check``, the one
-    that judges the assistant's own answers) does not find it in the retrieved passages: the reply
+  - ``unsupported``: the support check (``assistant.answering.grounding.Grounder.check`` with the
+    learned verifier, which was calibrated on human agents' replies) does not find it in the
+    retrieved passages: the reply
     used knowledge the help center lacks (an order's state, a customer's history), and an adapter
     that learned it would learn to invent;
 
@@ -157,7 +158,9 @@ def conversation_records(settings: Settings, kb: str | None = None, echo: Echo =
 
     pairs = conversation_pairs(settings, kb)
     retriever = Retriever(settings)
-    grounder = Grounder(retriever.embedder, settings.support_min_score)  # as the assistant builds it
+    # The learned verifier whatever HELPMATE_SUPPORT_CHECK says for model answers: it was calibrated on human
+    # agents' replies, which the word-overlap rules mostly reject (BENCHMARKS.md, "Support check").
+    grounder = Grounder(retriever.embedder, settings.support_min_score, "verifier")
     counts: Counter[str] = Counter({verdict: 0 for verdict in ("kept", "greeting", "hand-off", "unsupported")})
     records = []
     for number, pair in enumerate(pairs, start=1):

@@ -56,6 +56,7 @@ NEGATION = re.compile(
 _LEAD = re.compile(r"^\W*(yes|yeah|yep|sure|absolutely|no|nope)\b", re.IGNORECASE)
 _CAPITALISED = re.compile(r"(?<![\w'’])[A-Z][\w'’&-]*")
 _TOKEN = re.compile(r"[^\W_]+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 # Capitalised words that name nothing: sentence openers, pronouns.
 _NOT_NAMES = {
     "i", "i'm", "i'd", "i'll", "i've", "yes", "no", "yeah", "sure", "ok", "okay", "unfortunately", "absolutely",
@@ -161,7 +162,8 @@ def pair_features(claim: Statement, unit: Statement) -> np.ndarray:
     unmatched_acronyms = sum(a not in scope_set and not acronym_in(a, scope_words) for a in acronyms)
     joined = "".join(scope_words)
     claim_phrases = unmatched_phrases(name_phrases(claim.text), scope_set, joined)
-    asked = names(claim.question)[0] if claim.question else []  # a question's first word asks, it names nothing
+    # The first word of each of the question's sentences asks or opens ("Write to me at ..."); it names nothing.
+    asked = [w for sentence in _SENTENCE_END.split(claim.question) for w in names(sentence)[0]] if claim.question else []
     question_names = sum(all(p not in scope_set for p in _TOKEN.findall(w)) for w in asked)
     scalars = np.array([float(claim.vector @ unit.vector), coverage, precision, cn, un, cn != un, lead == "yes" and un,
                         lead == "no" and not un, min(unmatched, 3), unmatched_first, min(unmatched_acronyms, 2),

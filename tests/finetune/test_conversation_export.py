@@ -19,10 +19,11 @@ from tests.conftest import REPO
 DEMO = REPO / "demo"
 SAMPLE = ("conv-0006", "conv-0008", "conv-0035", "conv-0050")
 PRIVATE = ("conv-private", "2026-11-21T09:00:00+00:00", "customer",
-           "Hello,\n\nCan I pay part of it with a gift card and the rest by card? Write to mia.lehmann@example.com "
+           "Hello,\n\nCan I use my gift card in your Zurich store? Write to mia.lehmann@example.com "
            "or call +49 170 1234567.\n\nRegards,\nMia Lehmann", "email")
+# A reply no demo conversation has (a duplicate of one would be dropped, and with it what this test checks).
 PRIVATE_REPLY = ("conv-private", "2026-11-21T10:00:00+00:00", "agent",
-                 "Hi Mia,\n\nYes, gift cards can be combined with any other payment method.\n\nBest,\nSelin", "email")
+                 "Hi Mia,\n\nNo, gift cards cannot be used in our Zurich store.\n\nBest,\nSelin", "email")
 
 
 def _demo_rows() -> list[dict[str, str]]:

@@ -89,6 +89,14 @@ def test_wrong_replies_are_rejected(grounder, question, reply, why):
     assert not report.supported, why
 
 
+def test_a_later_sentence_of_the_question_names_nothing_by_its_first_word(grounder):
+    """Customers' e-mails add sentences ("Write to me at ..."); their opening words are not names the passage lacks,
+    while a name the passage lacks still counts wherever it stands."""
+    reply = "Free parking is available."
+    assert grounder.check(reply, HOTEL, "Is parking available? Write to me at [EMAIL]. Thanks.").supported
+    assert not grounder.check(reply, HOTEL, "Is parking available? I am staying at the Gonville Hotel.").supported
+
+
 def test_the_same_reply_is_rejected_given_another_entitys_passages(grounder):
     reply = "The Alexander Bed and Breakfast accepts American Express and Visa. Anything else?"
     assert grounder.check(reply, HOTEL, "What payment methods are accepted?").supported
