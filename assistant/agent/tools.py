@@ -21,9 +21,10 @@ import inspect
 import typing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Literal
+from typing import Annotated, Any, Callable, Literal
 
 from langchain_core.tools import BaseTool, StructuredTool
+from pydantic import Field
 
 from assistant.access import AccessDenied, Caller
 from assistant.config import Settings
@@ -36,6 +37,10 @@ from assistant.conversations.tickets import ticket_dict, transcript
 
 GroupBy = Literal["hour", "day", "week", "channel", "kb", "topic", "conversation"]
 Priority = Literal["low", "normal", "high", "urgent"]
+# Bounded texts: the schema's maxLength is enforced by vLLM's tool-call grammar, so a small model cannot write a
+# query that runs until the token limit cuts the call off (seen: "1.1.1.1..." as a search query).
+Query = Annotated[str, Field(max_length=100)]
+Reason = Annotated[str, Field(max_length=150)]
 # Reports on other customers and other conversations: operators' tools, never offered to the model in a
 # customer's conversation (the router answers operators' questions).
 OPERATOR_TOOLS = frozenset({"sentiment_report", "get_conversation"})
@@ -52,7 +57,7 @@ class ToolContext:
     cache: dict[str, Any] = field(default_factory=dict)
 
 
-def search_knowledge_base(ctx: ToolContext, caller: Caller, query: str, kb: str | None = None, k: int = 4) -> list[dict[str, Any]]:
+def search_knowledge_base(ctx: ToolContext, caller: Caller, query: Query, kb: str | None = None, k: int = 4) -> list[dict[str, Any]]:
     """Passages of the knowledge base that best match the query, best first, numbered for citing."""
     if not query.strip():
         raise ValueError("the search query is empty")
@@ -95,7 +100,7 @@ def get_conversation(ctx: ToolContext, caller: Caller, conversation_id: int) -> 
                 "messages": transcript(session, conversation.id)}
 
 
-def create_ticket(ctx: ToolContext, caller: Caller, conversation_id: int, reason: str, priority: Priority = "normal") -> dict[str, Any]:
+def create_ticket(ctx: ToolContext, caller: Caller, conversation_id: int, reason: Reason, priority: Priority = "normal") -> dict[str, Any]:
     """Hand the conversation over to a person: opens a ticket with the transcript (or returns the open one)."""
     with session_scope(ctx.settings) as session:
         conversation = session.get(Conversation, conversation_id)
@@ -117,7 +122,7 @@ _BUILTINS: dict[str, Callable[..., Any]] = {
 def _bind(ctx: ToolContext, caller: Caller, function: Callable[..., Any]) -> BaseTool:
     """The function as a LangChain tool whose schema leaves out the context and caller arguments."""
     signature = inspect.signature(function)
-    hints = typing.get_type_hints(function)
+    hints = typing.get_type_hints(function, include_extras=True)
 
     def bound(**kwargs: Any) -> Any:
         return function(ctx, caller, **kwargs)

@@ -174,6 +174,9 @@ def server_command(python: Path, model_path: Path, options: ServeOptions, api_ke
         # Fine-tuned adapters are loaded at run time (POST /v1/load_lora_adapter), no restart.
         "--enable-lora", "--max-lora-rank", "16", "--max-loras", "4",
         "--enable-auto-tool-choice", "--tool-call-parser", "hermes",
+        # Tool calls' arguments are constrained to each tool's schema, not only the call's envelope: without
+        # it the 135M model, made to call a tool, wrote arguments such as "1234567890" or a run-on array.
+        "--tool-strict-level", "parameter",
     ]  # fmt: skip
     for name, path in (adapters or {}).items():
         command += ["--lora-modules", f"{name}={path}"]
