@@ -90,11 +90,12 @@ class Settings(BaseSettings):
     llm_backend: Literal["local", "vllm"] = "local"
     vllm_base_url: str = "http://127.0.0.1:8000/v1"
     vllm_model: str = Field("", description="Model name served by vLLM; empty means the active model: a promoted fine-tuned "
-                            "version, else the grounded-answer adapter `helpmate serve-model` serves (`answerer`), else the base model.")
+                            "version, else the grounded-answer adapter with HELPMATE_ANSWERER=adapter, else the base model.")
     answerer: Literal["adapter", "base"] = Field(
-        "adapter", description="What answers while no fine-tuned version is promoted, and where feedback fine-tuning starts: "
-        "adapter (the grounded-answer LoRA adapter shipped in assistant/llm/answerer, merged by the local backend and served "
-        "by `helpmate serve-model`) or base (the bare base model).")
+        "base", description="What answers while no fine-tuned version is promoted, and where feedback fine-tuning starts: "
+        "base (the bare base model; the default: on the demo questions the answerer's kept answers lowered term "
+        "containment, BENCHMARKS.md) or adapter (the grounded-answer LoRA adapter that `helpmate finetune train-answerer` "
+        "writes to assistant/llm/answerer, merged by the local backend and served by `helpmate serve-model`).")
     vllm_api_key: str = "EMPTY"
     vllm_timeout_s: float = 60.0
     vllm_retries: int = 2

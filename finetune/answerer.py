@@ -1,6 +1,6 @@
 """`helpmate finetune train-answerer`: build the data, train, measure on held-out parts, ship the adapter.
 
-One command makes the grounded-answer adapter that ships in ``assistant/llm/answerer/``
+One command makes the grounded-answer adapter that ``HELPMATE_ANSWERER=adapter`` loads from ``assistant/llm/answerer/``
 (``assistant.llm.versions.ANSWERER_DIR``), and every step can be interrupted and run again:
 
 1. **data** (``finetune.answerer_data``): the training and held-out examples, written to

@@ -41,8 +41,8 @@ def train(
     Writes adapter_config.json, adapter_model.safetensors and training.json (data hashes,
     hyperparameters, losses, speed) into a new folder that vLLM and peft both load, and records
     the run as a model version with status candidate (`helpmate finetune evaluate` judges it).
-    Training continues from the shipped grounded answerer (HELPMATE_ANSWERER=base: from the bare
-    base model; --rank, --alpha and --targets then apply).
+    Training starts from the bare base model (--rank, --alpha and --targets apply), or continues
+    from the grounded answerer (assistant/llm/answerer) with HELPMATE_ANSWERER=adapter.
     """
     from assistant.llm.versions import answerer_adapter
     from finetune.export import snapshot_source
@@ -83,7 +83,7 @@ def train(
 def train_answerer_cmd(
     squad: Annotated[Path, typer.Option(help="SQuAD 2.0 dev-v2.0.json (CC BY-SA 4.0).")] = Path("../shared/datasets/squad2/dev-v2.0.json"),
     dstc9: Annotated[Path, typer.Option(help="DSTC9 track 1 test folder (knowledge.json, labels.json; Apache-2.0).")] = Path("../shared/datasets/dstc9_grounded_test"),
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for the adapter and metadata.json (default: the shipped assistant/llm/answerer).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for the adapter and metadata.json (default: assistant/llm/answerer, which HELPMATE_ANSWERER=adapter uses).")] = None,
     work_dir: Annotated[Path | None, typer.Option(help="Data, checkpoints and cached answers (default: <data_dir>/answerer-training); run again to resume.")] = None,
     examples: Annotated[int, typer.Option(min=8, help="Training examples (one epoch of them fits an hour on 2 CPU cores).")] = 1200,
     held_out: Annotated[int, typer.Option(min=0, help="Held-out examples answered by the base model and the adapter.")] = 240,
@@ -241,7 +241,7 @@ def evaluate_(
         fail(ValueError(f"no model version {version!r}" if version else "no candidate to evaluate; train one with `helpmate finetune train`"))
     if row.status != "candidate":
         fail(ValueError(f"{row.name} is {row.status}, not a candidate"))
-    active = active_model(settings)  # the promoted version, else the shipped answerer (or the base model)
+    active = active_model(settings)  # the promoted version, else the default model
     try:
         report = evaluate(row.name, local_generator(settings, Path(row.adapter_path)), active.name,
                           local_generator(settings, active.adapter_path),
@@ -292,7 +292,7 @@ def promote_cmd(
 
 @finetune_app.command("rollback")
 def rollback_cmd(vllm_url: VllmUrl = None) -> None:
-    """Return to the version promoted before the active one (or to the default model: the shipped answerer)."""
+    """Return to the version promoted before the active one (or to the default model)."""
     from assistant.llm.versions import default_model
     from finetune.registry import rollback
 
@@ -301,7 +301,7 @@ def rollback_cmd(vllm_url: VllmUrl = None) -> None:
         row = rollback(settings, _vllm_url(vllm_url))
     except RuntimeError as error:
         fail(error)
-    fallback = default_model(settings).name  # the shipped answerer, or the base model (HELPMATE_ANSWERER=base)
+    fallback = default_model(settings).name  # the base model, or the answerer (HELPMATE_ANSWERER=adapter)
     audit(settings, _local_admin(), "model.rollback", row.name if row else fallback, {"by": "finetune rollback"})
     typer.echo(f"{row.name if row else fallback + ' (default model)'} is active")
 

@@ -6,9 +6,9 @@ is a no-op. Customers' feedback counts once an operator approves it: a rating ap
 last export counts as new even though its id is older than what that export held, since the next
 export is the first to include it. Every step is logged through ``echo``; the result is what `helpmate finetune run --json` prints.
 
-A candidate is trained from the shipped grounded answerer (``HELPMATE_ANSWERER=adapter``, the
-default) on the whole snapshot, and judged against the model that answers now
-(``assistant.llm.versions.active_model``: the promoted version, else the answerer).
+A candidate is trained on the whole snapshot from the base model (or from the grounded
+answerer with ``HELPMATE_ANSWERER=adapter``), and judged against the model that answers now
+(``assistant.llm.versions.active_model``: the promoted version, else the default model).
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def run_loop(settings: Settings, min_new_feedback: int = 10, eval_share: float =
              vllm_url: str | None = None, device: str | None = None, echo: Echo = print) -> LoopResult:
     """One round of the loop; see the module docstring."""
     import time
-    current = active_model(settings)  # a promoted version, else the shipped answerer (or the base model)
+    current = active_model(settings)  # a promoted version, else the default model
     active_name = current.name
     try:
         with run_lock(settings):

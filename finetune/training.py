@@ -183,7 +183,7 @@ def train_lora(
     the new folder ``output_dir``; ``eval_jsonl`` (may be empty or None) gives the eval loss before
     and after training. Examples longer than ``max_length`` tokens are skipped and counted.
 
-    ``init_adapter`` (the shipped grounded answerer, ``assistant.llm.versions.answerer_adapter``)
+    ``init_adapter`` (the grounded answerer, ``assistant.llm.versions.answerer_adapter``)
     is the adapter training continues from; its rank, alpha and target modules then replace
     ``rank``, ``alpha`` and ``targets``. Feedback teaches a team's facts and voice; starting from the
     answerer keeps the answer format it already learned (cite the passage, or say "I don't know").

@@ -14,9 +14,9 @@ def get_chat_model(settings: Settings) -> ChatModel:
     default): the packaged model in this process, loaded on first use.
 
     Both answer with ``versions.active_model``: the fine-tuned adapter promoted by `helpmate finetune
-    promote` (the ``active`` model version in the database), else the shipped grounded-answer adapter
-    (merged into the local model; served by `helpmate serve-model`), else, with
-    ``HELPMATE_ANSWERER=base``, the bare base model. An explicit ``HELPMATE_VLLM_MODEL`` overrides
+    promote` (the ``active`` model version in the database), else, with ``HELPMATE_ANSWERER=adapter``,
+    the grounded-answer adapter (merged into the local model; served by `helpmate
+    serve-model`), else (the default) the bare base model. An explicit ``HELPMATE_VLLM_MODEL`` overrides
     that choice for the vLLM backend.
     """
     from assistant.llm.versions import active_model, ensure_served

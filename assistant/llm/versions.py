@@ -1,15 +1,17 @@
 """Which model the assistant answers with, and making the vLLM server serve it: the one place that says.
 
-The base model is the packaged SmolLM2 checkpoint (``modelstore``). Helpmate ships a LoRA adapter
-for it, the grounded answerer (``answerer/``, trained by `helpmate finetune train-answerer` on
+The base model is the packaged SmolLM2 checkpoint (``modelstore``). `helpmate finetune
+train-answerer` writes a LoRA adapter for it, the grounded answerer, to ``answerer/`` (trained on
 Helpmate's prompt format: answer from the numbered passages with a citation, or say "I don't
-know"); it answers by default (``HELPMATE_ANSWERER=adapter``), because the bare 135M model almost
-never writes an answer its passages support. `helpmate finetune` (the ``finetune`` package)
-trains, evaluates, promotes and rolls back further adapters as model versions, starting from the
-answerer; at most one is ``active``, and none means the default: the answerer, or the base model
-with ``HELPMATE_ANSWERER=base``. ``active_model`` turns that into a name and an adapter folder for
-either backend, and ``load_adapter`` / ``ensure_served`` make a running vLLM server serve the
-adapter under that name (`helpmate serve-model` serves the answerer from the start).
+know"), and ``HELPMATE_ANSWERER=adapter`` makes it answer. None ships yet and the default is
+``base``: the one trained on 2026-11-30 got the model's own answers past the support check, where
+the bare 135M model almost never does, but on the demo questions those answers lowered term
+containment (BENCHMARKS.md, "Grounded-answer adapter"). `helpmate finetune` (the ``finetune``
+package) trains, evaluates, promotes and rolls back further adapters as model versions, starting
+from the answerer when it is chosen; at most one is ``active``, and none means the default model.
+``active_model`` turns that into a name and an adapter folder for either backend, and
+``load_adapter`` / ``ensure_served`` make a running vLLM server serve the adapter under that name
+(`helpmate serve-model` serves the chosen answerer from the start).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from assistant.database.models import ModelVersion
 from assistant.modelstore import LLM_NAME
 
 STATUSES: tuple[str, ...] = ("candidate", "active", "retired", "rejected")
-ANSWERER_DIR = Path(__file__).with_name("answerer")  # ships in the wheel (package data)
+ANSWERER_DIR = Path(__file__).with_name("answerer")  # written by `helpmate finetune train-answerer`
 ANSWERER_NAME = "helpmate-answerer"
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,7 @@ def active_version(settings: Settings) -> ModelVersion | None:
 
 
 def answerer_adapter(settings: Settings) -> Path | None:
-    """The shipped grounded-answer adapter, or None with ``HELPMATE_ANSWERER=base`` (or when a
+    """The grounded-answer adapter with ``HELPMATE_ANSWERER=adapter``, else None (also when a
     source checkout has not trained it)."""
     if settings.answerer == "base" or not (ANSWERER_DIR / "adapter_config.json").exists():
         return None

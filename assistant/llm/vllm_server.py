@@ -186,7 +186,7 @@ def server_command(python: Path, model_path: Path, options: ServeOptions, api_ke
 
 
 def served_adapters(settings: Settings) -> dict[str, Path]:
-    """Adapters the server loads at start: the grounded answerer unless ``HELPMATE_ANSWERER=base``, so the
+    """Adapters the server loads at start: the grounded answerer with ``HELPMATE_ANSWERER=adapter``, so the
     model the assistant asks for by default (``versions.default_model``) is there from the first request."""
     from assistant.llm.versions import ANSWERER_NAME, answerer_adapter
 
