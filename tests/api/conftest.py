@@ -54,8 +54,13 @@ class ModelServer:
         os.killpg(self._pid(), signal.SIGKILL)
 
     def restart(self) -> None:
+        """Start it again on its port; a frozen or running one is killed first."""
         from assistant.llm.vllm_server import ServeOptions, start_server
 
+        try:
+            self.kill()
+        except (ProcessLookupError, ValueError):  # already gone (ValueError: no longer recorded)
+            pass
         settings = CHECKOUT_SETTINGS.model_copy(update={"vllm_api_key": "EMPTY"})
         self.restarted = start_server(settings, ServeOptions(port=urlparse(self.base_url).port), background=True,
                                       echo=lambda line: None)

@@ -128,6 +128,26 @@ def test_stopping_the_model_server_mid_stream_gives_each_client_an_error_and_ans
     results, threads = _run_clients(clients, _stream, lambda i: (base, customer, questions[i], writing, None))
     assert writing.wait(600), results
     model_server.pause()  # the first answer is being written; from now on no answer can finish
+    try:
+        _every_stream_fails_and_keeps_its_message(settings, base, customer, questions, results, threads, before, model_server)
+    finally:  # whatever failed, the run's other tests get their server back
+        model_server.restart()
+    resumed, threads = _run_clients(clients, _stream, lambda i: (
+        base, customer, "Thanks. " + questions[i], None, {key_: results[i]["body"]["helpmate"][key_]
+                                                          for key_ in ("conversation_id", "conversation_secret")}))
+    for thread in threads:
+        thread.join(600)
+    for index, result in enumerate(resumed):
+        assert result.get("finished") and "error" not in result, result
+        conversation = results[index]["body"]["helpmate"]["conversation_id"]
+        assert _conversation(settings, conversation) == [("customer", questions[index]), ("customer", "Thanks. " + questions[index]),
+                                                         ("assistant", result["content"])]
+
+
+def _every_stream_fails_and_keeps_its_message(settings, base, customer, questions, results, threads, before, model_server):
+    """With the server frozen and then killed: each client gets the model_unavailable error, its message is stored
+    and no half answer; a new message while the server is down gets the same."""
+    clients = len(questions)
     deadline = time.monotonic() + 300
     while _stored(settings, before) < clients:  # every turn has stored its message and is on its way to the model
         assert time.monotonic() < deadline, results
@@ -147,15 +167,3 @@ def test_stopping_the_model_server_mid_stream_gives_each_client_an_error_and_ans
     _stream(base, customer, questions[0], None, None, down)  # while the server is down: an error, the message kept
     assert down["body"]["code"] == "model_unavailable"
     assert _conversation(settings, down["body"]["helpmate"]["conversation_id"]) == [("customer", questions[0])]
-
-    model_server.restart()
-    resumed, threads = _run_clients(clients, _stream, lambda i: (
-        base, customer, "Thanks. " + questions[i], None, {key_: results[i]["body"]["helpmate"][key_]
-                                                          for key_ in ("conversation_id", "conversation_secret")}))
-    for thread in threads:
-        thread.join(600)
-    for index, result in enumerate(resumed):
-        assert result.get("finished") and "error" not in result, result
-        conversation = results[index]["body"]["helpmate"]["conversation_id"]
-        assert _conversation(settings, conversation) == [("customer", questions[index]), ("customer", "Thanks. " + questions[index]),
-                                                         ("assistant", result["content"])]
