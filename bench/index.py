@@ -19,12 +19,14 @@ Embedding a million texts on 2 CPU cores takes hours, so the vectors are derived
 
 For each size the index kind is the one Helpmate chooses (``VectorIndex.build`` with
 ``HELPMATE_EXACT_INDEX_MAX``; Flat up to it, IVF-SQ8 above), with the parameters it records;
-where that is Flat, the IVF index a lower limit would give is measured too, for comparison.
-Latency is per single query (one ``VectorIndex.search`` call, as the chat path searches), k=10,
-p50/p95 over the queries, after a warm-up; the FAISS/OpenMP thread count is printed. An nprobe
-sweep shows the recall/latency trade-off of IVF indexes.
+where that is Flat, the IVF index a lower limit would give is measured too, for comparison, and
+with ``--hnsw`` FAISS's HNSW graph index (``HNSW{M},Flat``, efConstruction 40) beside them, over an
+``efSearch`` sweep. Latency is per single query (one ``VectorIndex.search`` call, as the chat path
+searches), k=10, p50/p95 over the queries, after a warm-up; the FAISS/OpenMP thread count is
+printed. An nprobe sweep shows the recall/latency trade-off of IVF indexes.
 
-    python bench/index.py [--sizes 100000 1000000] [--sigma 0.5] [--queries 1000] [--sweep 8 16 32 64] [--json]
+    python bench/index.py [--sizes 100000 1000000] [--sigma 0.5] [--queries 1000] [--sweep 8 16 32 64] [--hnsw] [--json]
+    python bench/index.py --sizes 10000 25000 50000 100000 --sweep 16 32 64   # where exact search passes 5 ms
 """
 
 from __future__ import annotations
@@ -157,9 +159,46 @@ def measure(n: int, base: np.ndarray, scifact_queries: np.ndarray, args, setting
             entry["runs"].append(run)
         result["indexes"].append(entry)
         del index
+    if args.hnsw:
+        gc.collect()
+        result["indexes"].append(_hnsw(vectors, query_sets, exact, args))
     del vectors
     gc.collect()
     return result
+
+
+class _HNSW:
+    """FAISS's HNSW graph over the vectors, searched like ``VectorIndex.search`` (efSearch per call).
+
+    Measured only: Helpmate's indexes must remove vectors by id (incremental ingestion), which HNSW cannot.
+    """
+
+    def __init__(self, vectors: np.ndarray, m: int):
+        self.index = faiss.IndexHNSWFlat(vectors.shape[1], m, faiss.METRIC_INNER_PRODUCT)
+        self.index.add(vectors)
+
+    def search(self, queries: np.ndarray, k: int, ef_search: int):
+        return self.index.search(queries, k, params=faiss.SearchParametersHNSW(efSearch=ef_search))
+
+
+def _hnsw(vectors: np.ndarray, query_sets: dict, exact: dict, args) -> dict:
+    rss_before = _rss_mb()
+    started = time.perf_counter()
+    index = _HNSW(vectors, args.hnsw_m)
+    entry = {"kind": f"HNSW{args.hnsw_m},Flat", "chosen": False,
+             "params": {"M": args.hnsw_m, "efConstruction": index.index.hnsw.efConstruction},
+             "build_s": round(time.perf_counter() - started, 1),
+             "index_mb": round(len(faiss.serialize_index(index.index)) / 2**20, 1),
+             "rss_growth_mb": round(_rss_mb() - rss_before, 1), "runs": []}
+    for ef in args.ef_search:
+        run = {"nprobe": None, "efSearch": ef, "default": False}
+        for name, queries in query_sets.items():
+            times, found = _latencies(index, queries, 10, ef)
+            run[name] = {"queries": len(queries), "p50_ms": round(float(np.percentile(times, 50)), 3),
+                         "p95_ms": round(float(np.percentile(times, 95)), 3),
+                         "recall_at_10": round(_recall(found, exact[name]), 4)}
+        entry["runs"].append(run)
+    return entry
 
 
 def main() -> None:
@@ -170,6 +209,9 @@ def main() -> None:
     parser.add_argument("--sweep", type=int, nargs="*", default=[8, 16, 32, 64], help="nprobe values to measure for IVF")
     parser.add_argument("--no-compare-ivf", dest="compare_ivf", action="store_false",
                         help="at sizes that get a flat index, do not also measure the IVF index a lower limit would give")
+    parser.add_argument("--hnsw", action="store_true", help="also measure FAISS's HNSW index at each size")
+    parser.add_argument("--hnsw-m", type=int, default=32, help="HNSW links per vector (M)")
+    parser.add_argument("--ef-search", type=int, nargs="+", default=[16, 32, 64, 128], help="HNSW efSearch values")
     parser.add_argument("--json", action="store_true", help="print one JSON object per size")
     args = parser.parse_args()
 
@@ -197,7 +239,8 @@ def main() -> None:
             for run in entry["runs"]:
                 cells = [f"{run[q]['p50_ms']:7.3f} / {run[q]['p95_ms']:7.3f} ms, {run[q]['recall_at_10']:.4f}"
                          for q in ("held_out_copies", "scifact_queries")]
-                label = f"{run['nprobe'] or 'exact'}{'*' if run['default'] and run['nprobe'] else ''}"
+                label = (f"ef {run['efSearch']}" if run.get("efSearch")
+                         else f"{run['nprobe'] or 'exact'}{'*' if run['default'] and run['nprobe'] else ''}")
                 print(f"   {label:>7}  {cells[0]:>42}  {cells[1]:>42}")
     print("\n(* = HELPMATE_IVF_NPROBE default; latency: one query per call, k=10)")
 
