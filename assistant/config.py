@@ -79,8 +79,11 @@ class Settings(BaseSettings):
 
     chunk_tokens: int = Field(200, description="Word pieces per chunk, within the embedding model's 256-token window.")
     chunk_overlap: int = Field(32, description="Word pieces repeated between consecutive chunks of a section.")
-    exact_index_max: int = Field(200_000, description="Above this many vectors a knowledge base gets an approximate (IVF) index.")
-    ivf_nprobe: int = Field(16, ge=1, description="Inverted lists an IVF index search visits: more is slower and finds more "
+    # Both set from bench/index.py (BENCHMARKS.md, "Large FAISS indexes"): exact search passes 5 ms per query
+    # between 25,000 (3.7 ms) and 50,000 vectors (7.7 ms) on 2 cores, and nprobe 64 keeps recall@10 >= 0.97
+    # on SciFact's queries from 10,000 to 1M vectors in under 1 ms, where 16 gave 0.91-0.95.
+    exact_index_max: int = Field(30_000, description="Above this many vectors a knowledge base gets an approximate (IVF) index.")
+    ivf_nprobe: int = Field(64, ge=1, description="Inverted lists an IVF index search visits: more is slower and finds more "
                             "of the exact top hits (bench/index.py measures the trade-off).")
     db_pool_size: int = Field(10, ge=1, description="PostgreSQL connections each process keeps open (its pool).")
     db_max_overflow: int = Field(20, ge=0, description="Extra PostgreSQL connections a process may open above the pool under load.")
