@@ -29,7 +29,7 @@ from assistant.answering.assistant import model_declined
 from assistant.answering.grounding import cited_numbers
 from assistant.llm.base import Message
 from finetune.answerer_data import Example
-from finetune.evaluation import token_f1
+from assistant.answering.answer_eval import token_f1
 
 Generate = Callable[[Sequence[Sequence[Message]]], list[str]]
 Echo = Callable[[str], None]

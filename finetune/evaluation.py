@@ -23,14 +23,13 @@ beat the active model's by ``margin``, and none of the four regression metrics m
 from __future__ import annotations
 
 import json
-import re
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from assistant.answering.assistant import ANSWER_OPTIONS, model_declined
-from assistant.answering.grounding import cited_numbers, strip_citations
+from assistant.answering.answer_eval import rouge_l, token_f1
+from assistant.answering.grounding import cited_numbers
 from assistant.llm.base import Message
 from assistant.answering.prompts import build_messages
 from assistant.retrieval.types import Hit
@@ -39,7 +38,6 @@ from finetune.export import SOURCE
 
 REGRESSION_SET = Path(__file__).with_name("regression.jsonl")
 REGRESSION_METRICS = ("grounded_f1", "citation_accuracy", "refusal_accuracy", "general_f1")
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 Generate = Callable[[Sequence[Sequence[Message]]], list[str]]
 
@@ -53,40 +51,6 @@ class EvalItem:
     messages: list[Message]
     reference: str
     cite: list[int] = field(default_factory=list)
-
-
-def tokens(text: str) -> list[str]:
-    return _WORD.findall(strip_citations(text).casefold())
-
-
-def token_f1(prediction: str, reference: str) -> float:
-    """SQuAD-style F1 of the word multisets (citations removed)."""
-    predicted, expected = tokens(prediction), tokens(reference)
-    if not predicted or not expected:
-        return float(predicted == expected)
-    common = sum((Counter(predicted) & Counter(expected)).values())
-    if not common:
-        return 0.0
-    precision, recall = common / len(predicted), common / len(expected)
-    return 2 * precision * recall / (precision + recall)
-
-
-def rouge_l(prediction: str, reference: str) -> float:
-    """ROUGE-L F-measure: longest common subsequence of words."""
-    a, b = tokens(prediction), tokens(reference)
-    if not a or not b:
-        return float(a == b)
-    previous = [0] * (len(b) + 1)
-    for x in a:
-        current = [0]
-        for j, y in enumerate(b, start=1):
-            current.append(previous[j - 1] + 1 if x == y else max(previous[j], current[-1]))
-        previous = current
-    lcs = previous[-1]
-    if not lcs:
-        return 0.0
-    precision, recall = lcs / len(a), lcs / len(b)
-    return 2 * precision * recall / (precision + recall)
 
 
 def regression_items(path: Path = REGRESSION_SET) -> list[EvalItem]:

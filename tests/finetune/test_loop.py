@@ -26,7 +26,8 @@ from assistant.llm.versions import VersionError, active_version, default_model
 from assistant.modelstore import LLM_NAME
 from assistant.answering.prompts import build_messages
 from finetune.dataset import is_eval_conversation
-from finetune.evaluation import gate, regression_items, rouge_l, score, token_f1
+from assistant.answering.answer_eval import rouge_l, token_f1
+from finetune.evaluation import gate, regression_items, score
 from finetune.loop import run_lock, run_loop
 from finetune.registry import promote, record_candidate, rollback
 
