@@ -149,7 +149,7 @@ class Grounder:
         if not allowed:
             return []
         terms, values = content_terms(claim.text), numbers(claim.text)
-        if values and sum(not t.isdigit() for t in content_terms(claim.text)) < MIN_CLAIM_WORDS:
+        if values and sum(not t.isdigit() for t in terms) < MIN_CLAIM_WORDS:
             claim.reason = "too short to check: it does not say what it is about"
             return []
         found, reasons = [], []
