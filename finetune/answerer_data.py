@@ -62,6 +62,7 @@ REFUSAL = "I don't know."
 Part = Literal["train", "held_out"]
 Kind = Literal["answer", "impossible", "removed"]
 MAX_TARGET_WORDS = 45  # longer answer sentences are not used as targets (rambling is what the adapter should unlearn)
+WINDOW_SENTENCES = (2, 4)  # sentences of a SQuAD paragraph shown as one passage (fewest, most)
 PASSAGE_COUNTS = (1, 2, 3, 4)  # passages per prompt; the assistant sends up to HELPMATE_ANSWER_PASSAGES (4)
 PASSAGE_WEIGHTS = (1, 3, 3, 3)
 # Where the answering passage stands among n: retrieval ranks it first most of the time (hybrid search: MRR@10 0.70
@@ -194,8 +195,8 @@ def _sentence_at(paragraph: _Paragraph, offset: int) -> int:
 
 
 def _window(paragraph: _Paragraph, around: int | None, rng: random.Random) -> tuple[int, int]:
-    """Sentence range [lo, hi) of two to four sentences, holding sentence ``around`` when given."""
-    size = min(len(paragraph.sentences), rng.randint(2, 4))
+    """Sentence range [lo, hi) of ``WINDOW_SENTENCES`` sentences, holding sentence ``around`` when given."""
+    size = min(len(paragraph.sentences), rng.randint(*WINDOW_SENTENCES))
     if around is None:
         lo = rng.randint(0, len(paragraph.sentences) - size)
     else:

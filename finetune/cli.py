@@ -31,7 +31,7 @@ def train(
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the training examples.")] = 3,
     batch_size: Annotated[int, typer.Option(min=1, help="Examples per optimiser step.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed for the LoRA initialisation and the shuffling.")] = 0,
-    device: Annotated[str | None, typer.Option(help="torch device: cpu (float32) or cuda (bfloat16) (default: HELPMATE_DEVICE).")] = None,
+    device: Annotated[str | None, typer.Option(help="torch device: cpu or cuda; float32 on both (default: HELPMATE_DEVICE).")] = None,
     max_length: Annotated[int, typer.Option(min=16, help="Longest example in tokens; longer ones are skipped.")] = 2048,
     as_json: Annotated[bool, typer.Option("--json", help="Print the training record as JSON.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar with the loss.")] = True,

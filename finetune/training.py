@@ -13,8 +13,10 @@ For vLLM the rank stays at most :data:`MAX_LORA_RANK` and the targets are the st
 names. ``training.json`` beside it records the data's hashes, the hyperparameters, the losses and
 the speed, so every adapter says what it was trained on and how.
 
-Runs in float32 on the CPU (the packaged SmolLM2 produces garbage in bfloat16) and in bfloat16 on
-a GPU. On the CPU the same data, hyperparameters and seed give the same losses, bit for bit.
+Runs in float32 on every device: the packaged SmolLM2 produces garbage in bfloat16 on the CPU, and on
+a GPU (H200) its LoRA training in bfloat16 reached a NaN loss within a few hundred steps where float32
+did not (``finetune.answerer_training``). On the CPU the same data, hyperparameters and seed give the
+same losses, bit for bit.
 """
 
 from __future__ import annotations
@@ -218,9 +220,8 @@ def train_lora(
     if not train:
         raise ValueError(f"{train_jsonl} has no training examples within {max_length} tokens; export more feedback first")
 
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     torch.manual_seed(seed)  # the LoRA A matrices are initialised from torch's global generator
-    model = AutoModelForCausalLM.from_pretrained(base_model_dir, dtype=dtype).to(device)
+    model = AutoModelForCausalLM.from_pretrained(base_model_dir, dtype=torch.float32).to(device)
     model.config.use_cache = False
     if init_adapter is not None:
         from peft import PeftModel
@@ -280,7 +281,7 @@ def train_lora(
         },
         hyperparameters={
             "rank": rank, "alpha": alpha, "targets": list(targets), "lora_dropout": 0.0, "lr": lr, "epochs": epochs,
-            "batch_size": batch_size, "seed": seed, "device": device, "dtype": str(dtype).removeprefix("torch."),
+            "batch_size": batch_size, "seed": seed, "device": device, "dtype": "float32",
             "max_length": max_length, "optimizer": "AdamW", "weight_decay": 0.0, "warmup_share": WARMUP_SHARE,
             "schedule": "linear", "max_grad_norm": MAX_GRAD_NORM, "loss": "assistant tokens only",
             "init_adapter": str(init_adapter) if init_adapter is not None else None,
