@@ -71,10 +71,11 @@ class Settings(BaseSettings):
     embedding_model: str = Field("", description="Folder of a sentence-transformers model; empty means the packaged all-MiniLM-L6-v2.")
     embedding_batch_size: int = 128
     embedding_backend: Literal["auto", "torch", "torch-bf16", "torch-int8"] = Field(
-        "torch", description="How the embedding model runs, for ingestion, queries, the router, the support check and "
+        "auto", description="How the embedding model runs, for ingestion, queries, the router, the support check and "
         "sentiment alike: torch (float32), torch-bf16 (bfloat16 autocast; fast where the CPU has native bfloat16), "
-        "torch-int8 (dynamic int8, lossy), auto (torch-bf16 where the CPU has native bfloat16, else torch). "
-        "bench/embed.py measures them; an index records its backend (assistant/embeddings.py).")
+        "torch-int8 (dynamic int8, lossy), auto (the default: torch-bf16 where the CPU has native bfloat16, else torch; "
+        "bench/embed.py chose it, BENCHMARKS.md \"Embedding backends\"). An index records its backend "
+        "(assistant/embeddings.py).")
     device: str = Field("cpu", description="torch device for in-process models: cpu or cuda.")
 
     chunk_tokens: int = Field(200, description="Word pieces per chunk, within the embedding model's 256-token window.")
@@ -99,6 +100,10 @@ class Settings(BaseSettings):
         "base (the bare base model; the default: on the demo questions the answerer's kept answers lowered term "
         "containment, BENCHMARKS.md) or adapter (the grounded-answer LoRA adapter that `helpmate finetune train-answerer` "
         "writes to assistant/llm/answerer, merged by the local backend and served by `helpmate serve-model`).")
+    local_precision: Literal["float32", "int8"] = Field(
+        "float32", description="How the local backend runs the language model on the CPU: float32, or int8 (PyTorch dynamic "
+        "quantisation of the linear layers, VNNI). bench/first_token.py and `helpmate eval answers` compare them "
+        "(BENCHMARKS.md, \"Generation precision\"); bfloat16 is not offered: the 135M model writes garbage in it.")
     vllm_api_key: str = "EMPTY"
     vllm_timeout_s: float = 60.0
     vllm_retries: int = 2

@@ -12,8 +12,10 @@ CPU time outside generation:
   float32 accumulation. Fast only where the CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX);
   elsewhere it is emulated and slower than float32.
 - ``torch-int8``: PyTorch dynamic int8 quantisation of the linear layers (VNNI). Its vectors move far
-  from float32 (cosine ~0.9), so it is lossy: BENCHMARKS.md ("Embedding backends") has its quality.
-- ``auto``: ``torch-bf16`` where the CPU has native bfloat16, else ``torch``.
+  from float32 (cosine distance up to 0.22), so it is lossy, though SciFact nDCG@10 and SST-2 moved by
+  about 0.002: BENCHMARKS.md ("Embedding backends"). Fastest one text at a time (sentiment).
+- ``auto`` (the default, chosen by ``bench/embed.py``): ``torch-bf16`` where the CPU has native
+  bfloat16 (twice float32's speed on batched chunks there, same SciFact nDCG@10), else ``torch``.
 
 ONNX Runtime and OpenVINO (sentence-transformers' ``backend="onnx"|"openvino"``) need
 ``optimum-onnx`` or ``optimum-intel``, and no release of either installs beside transformers 5.23
@@ -48,8 +50,8 @@ from assistant.modelstore import embedding_model_path
 CACHE_SIZE = 20_000
 BACKENDS: tuple[str, ...] = ("torch", "torch-bf16", "torch-int8")
 # Largest cosine distance (1 - cosine) to float32 of a backend's vectors of the probe texts, beyond which an
-# index built with one backend is refused to queries with another. torch-bf16 measured ~3e-5 (BENCHMARKS.md),
-# torch-int8 ~0.1; 1e-3 keeps scores within ~0.045 of each other even in the worst direction.
+# index built with one backend is refused to queries with another. torch-bf16 measured 5.3e-5 (BENCHMARKS.md),
+# torch-int8 up to 0.22; 1e-3 keeps scores within ~0.045 of each other even in the worst direction.
 TOLERANCE = 1e-3
 # What each backend is allowed to differ from float32 when `models prepare` checks it (int8 is lossy by design).
 BACKEND_LIMITS = {"torch": 1e-6, "torch-bf16": TOLERANCE, "torch-int8": 0.25}
@@ -201,8 +203,8 @@ def mismatch(recorded: dict | None, embedder: Embedder, what: str) -> str | None
     """Why ``embedder``'s vectors cannot be mixed with those an index recorded (``record``), or None.
 
     An index written before backends were recorded holds float32 ``torch`` vectors. Within ``TOLERANCE``
-    another backend is accepted (bfloat16 moves vectors by ~3e-5); beyond it the ranking would quietly
-    degrade, so the caller refuses with this message.
+    another backend is accepted (bfloat16 moved vectors by at most 5.3e-5 in bench/embed.py); beyond it
+    the ranking would quietly degrade, so the caller refuses with this message.
     """
     recorded = recorded or {"backend": "torch"}
     backend = recorded.get("backend", "torch")

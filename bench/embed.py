@@ -95,10 +95,12 @@ def scifact(settings, work: Path, backend: str) -> dict:
     from ingest.pipeline import ingest_paths
 
     data = settings.model_copy(update={"data_dir": work / f"scifact-{backend}", "models_dir": work / "models",
-                                       "database_url": ""})
+                                       "database_url": "", "embedding_backend": backend})
     data.data_dir.mkdir(parents=True, exist_ok=True)
     summary = ingest_paths([DATASETS / "scifact" / "corpus.jsonl"], "scifact", data, show_progress=False)
     retriever = Retriever(data)
+    if retriever.embedder.backend != backend:
+        raise SystemExit(f"SciFact was queried with the {retriever.embedder.backend} backend, not {backend}")
     hybrid = evaluate_beir(retriever, "scifact", DATASETS / "scifact", "test", "hybrid")
     dense = evaluate_beir(retriever, "scifact", DATASETS / "scifact", "test", "dense")
     dispose_engines()

@@ -40,3 +40,12 @@ def test_each_readme_command_exists_with_its_options(line):
     args = shlex.split(re.split(r"(?:^|\s)helpmate\s", line, maxsplit=1)[1])
     result = CliRunner().invoke(app, [*args, "--help"])
     assert result.exit_code == 0, f"{line}\n{result.output[-500:]}"
+
+
+def test_every_setting_is_documented():
+    """Each field of the settings object is named, as its HELPMATE_* variable, in README.md or docs/deploy.md."""
+    from assistant.config import Settings
+
+    docs = (REPO / "README.md").read_text() + (REPO / "docs" / "deploy.md").read_text()
+    missing = [f"HELPMATE_{name.upper()}" for name in Settings.model_fields if f"HELPMATE_{name.upper()}" not in docs]
+    assert not missing, f"document these settings in README.md's settings table: {missing}"
