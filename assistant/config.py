@@ -103,7 +103,8 @@ class Settings(BaseSettings):
     local_precision: Literal["float32", "int8"] = Field(
         "float32", description="How the local backend runs the language model on the CPU: float32, or int8 (PyTorch dynamic "
         "quantisation of the linear layers, VNNI). bench/first_token.py and `helpmate eval answers` compare them "
-        "(BENCHMARKS.md, \"Generation precision\"); bfloat16 is not offered: the 135M model writes garbage in it.")
+        "(BENCHMARKS.md, \"Generation precision\"); bfloat16, which served as well as float32 on vLLM, is not offered here "
+        "yet: not measured on the answer benchmark with transformers.")
     vllm_api_key: str = "EMPTY"
     vllm_timeout_s: float = 60.0
     vllm_retries: int = 2

@@ -50,16 +50,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def vllm_server(settings, base_url: str | None = None) -> Iterator[str]:
-    """The base URL of a vLLM server: ``base_url`` if given, else one started on a free port for the
-    ``with`` block (its virtual environment and logs in the checkout's data directory) and stopped after."""
+def vllm_server(settings, base_url: str | None = None, dtype: str | None = None) -> Iterator[str]:
+    """The base URL of a vLLM server: ``base_url`` if given, else one started on a free port with weights in
+    ``dtype`` (default: ``helpmate serve-model``'s) for the ``with`` block (its virtual environment and logs
+    in the checkout's data directory) and stopped after."""
     if base_url:
         yield base_url
         return
     from assistant.llm.vllm_server import ServeOptions, start_server, stop_server
 
     serve_settings = settings.model_copy(update={"data_dir": CHECKOUT_SETTINGS.data_dir, "models_dir": CHECKOUT_SETTINGS.models_dir})
-    server = start_server(serve_settings, ServeOptions(port=free_port()), background=True,
+    server = start_server(serve_settings, ServeOptions(port=free_port(), **({"dtype": dtype} if dtype else {})),
+                          background=True,
                           echo=lambda line: print(line, file=sys.stderr))
     try:
         yield server.base_url

@@ -21,7 +21,11 @@ It prints questions per second and p50/p95 latency per mode and concurrency, and
 (a)/(b) and (a)/(c) of throughput. A vLLM server is started for the run (``helpmate serve-model``'s
 machinery) unless ``--base-url`` names a running one.
 
-    python bench/serve.py [--concurrency 1 4 16] [--questions 32] [--json]
+``--dtype`` sets the server's weights (default: ``helpmate serve-model``'s, bfloat16 where the CPU
+has it natively, else float32; with ``--base-url`` it only names the running server's); the local
+backend stays float32. ``--no-local`` skips mode (c).
+
+    python bench/serve.py [--concurrency 1 4 16] [--questions 32] [--dtype float32|bfloat16] [--no-local] [--json]
 """
 
 from __future__ import annotations
@@ -74,6 +78,8 @@ def main() -> None:
                         help="Questions per run, for every mode: the answerable demo questions in order, then again after "
                              f"greetings (at most {len(OPENERS)} rounds).")
     parser.add_argument("--base-url", help="A running vLLM server (…/v1); default: start one for this run.")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), help="the vLLM server's weights (default: serve-model's)")
+    parser.add_argument("--no-local", dest="local", action="store_false", help="skip the local backend (mode c)")
     parser.add_argument("--json", action="store_true", help="Print the results as one JSON object.")
     args = parser.parse_args()
 
@@ -102,7 +108,7 @@ def main() -> None:
         if summary.failed:
             raise SystemExit(f"could not ingest the demo help center: {summary.failed}")
         publish(base, "demo")
-        with vllm_server(base, args.base_url) as base_url:
+        with vllm_server(base, args.base_url, args.dtype) as base_url:
             settings = base.model_copy(update={"llm_backend": "vllm", "vllm_base_url": base_url, "vllm_timeout_s": 600.0})
             agent = SupportAgent(settings)
             # The prompts the full path sends, built from the same retrieval.
@@ -112,7 +118,8 @@ def main() -> None:
                 prompts[question] = build_messages(draft.question, draft.hits, draft.history)
             direct = VLLMChatModel.from_settings(settings)
             local = LocalChatModel(base)
-            local.generate(prompts[items[0]], ANSWER_OPTIONS)  # load and warm up
+            if args.local:
+                local.generate(prompts[items[0]], ANSWER_OPTIONS)  # load and warm up
             # Every prompt once through vLLM first, so that its prefix cache holds them all for every
             # mode and concurrency alike (else the first run alone would compute them afresh).
             for question in set(items):
@@ -133,16 +140,19 @@ def main() -> None:
                     results[mode].append(row)
                     print(f"{mode:7s} c={concurrency:<3d} {row['per_s']:6.2f} q/s  p50 {row['p50_s']:6.2f} s  "
                           f"p95 {row['p95_s']:6.2f} s", file=sys.stderr)
-            print(f"local backend on {use_answering_threads(base)} threads", file=sys.stderr)
-            row = measure(lambda q: local.generate(prompts[q], ANSWER_OPTIONS), items, 1)
-            results["local"].append(row)
-            print(f"local   c=1   {row['per_s']:6.2f} q/s  p50 {row['p50_s']:6.2f} s  p95 {row['p95_s']:6.2f} s", file=sys.stderr)
+            if args.local:
+                print(f"local backend on {use_answering_threads(base)} threads", file=sys.stderr)
+                row = measure(lambda q: local.generate(prompts[q], ANSWER_OPTIONS), items, 1)
+                results["local"].append(row)
+                print(f"local   c=1   {row['per_s']:6.2f} q/s  p50 {row['p50_s']:6.2f} s  p95 {row['p95_s']:6.2f} s", file=sys.stderr)
 
-    local_rate = results["local"][0]["per_s"]
+    local_rate = results["local"][0]["per_s"] if results["local"] else None
     ratios = [{"concurrency": f["concurrency"], "full_over_direct": round(f["per_s"] / d["per_s"], 3),
-               "full_over_local": round(f["per_s"] / local_rate, 2)}
+               "full_over_local": round(f["per_s"] / local_rate, 2) if local_rate else None}
               for f, d in zip(results["full"], results["direct"])]
-    output = {"questions": len(items), "results": results, "ratios": ratios,
+    from assistant.llm.vllm_server import default_dtype
+
+    output = {"questions": len(items), "dtype": args.dtype or default_dtype(), "results": results, "ratios": ratios,
               "machine": f"{os.cpu_count()} CPUs"}
     if args.json:
         print(json.dumps(output, indent=2))
@@ -152,8 +162,8 @@ def main() -> None:
         for row in results[mode]:
             print(f"{mode:8s} {row['concurrency']:4d} {row['per_s']:7.2f} {row['p50_s']:7.2f} {row['p95_s']:7.2f}")
     for ratio in ratios:
-        print(f"concurrency {ratio['concurrency']:>2}: full/direct = {ratio['full_over_direct']:.2f}, "
-              f"full/local(one at a time) = {ratio['full_over_local']:.2f}x")
+        print(f"concurrency {ratio['concurrency']:>2}: full/direct = {ratio['full_over_direct']:.2f}"
+              + (f", full/local(one at a time) = {ratio['full_over_local']:.2f}x" if ratio["full_over_local"] else ""))
 
 
 if __name__ == "__main__":

@@ -13,9 +13,8 @@ For vLLM the rank stays at most :data:`MAX_LORA_RANK` and the targets are the st
 names. ``training.json`` beside it records the data's hashes, the hyperparameters, the losses and
 the speed, so every adapter says what it was trained on and how.
 
-Runs in float32 on every device: the packaged SmolLM2 produces garbage in bfloat16 on the CPU, and on
-a GPU (H200) its LoRA training in bfloat16 reached a NaN loss within a few hundred steps where float32
-did not (``finetune.answerer_training``). On the CPU the same data, hyperparameters and seed give the
+Runs in float32 on every device: on a GPU (H200) the packaged SmolLM2's LoRA training in bfloat16
+reached a NaN loss within a few hundred steps where float32 did not (``finetune.answerer_training``). On the CPU the same data, hyperparameters and seed give the
 same losses, bit for bit.
 """
 

@@ -14,7 +14,10 @@ when it sets ``expected_source``/``source`` or ``reference``/``answer`` to null 
 ``summarize`` reports what the issue asks of a grounded answerer: the share of each answer kind,
 the share of the model's answers the support check kept, term containment, first-citation
 accuracy, refusals of unanswerable questions, token-F1 and ROUGE-L against references, latency,
-and the refusal gate's trade-off at thresholds around the setting. Token-F1 and ROUGE-L are
+and the refusal gate's trade-off at thresholds around the setting. ``model_token_f1`` scores the
+model's own text, before the support check replaces it, against the references: the answer
+figures above hardly move when most model answers are replaced, so two models (or one model in two
+precisions) are compared by it. Token-F1 and ROUGE-L are
 defined as in ``finetune.evaluation`` (SQuAD-style word multisets; longest common word
 subsequence; citations removed), written out here because ``assistant`` may not import
 ``finetune``.
@@ -151,6 +154,8 @@ def answer_questions(assistant, kb: str, questions: list[Question], progress: Ca
         if item.reference:
             answered = answer.text if answer.kind != "refusal" else ""
             record["f1"], record["rouge_l"] = round(token_f1(answered, item.reference), 4), round(rouge_l(answered, item.reference), 4)
+            if answer.generated_text is not None:
+                record["model_f1"] = round(token_f1(answer.generated_text, item.reference), 4)
         records.append(record)
         if progress:
             progress(number, record)
@@ -190,6 +195,7 @@ def summarize(records: list[dict], min_relevance: float) -> dict:
         "unanswerable_refused": _share(sum(r["kind"] == "refusal" for r in unanswerable), len(unanswerable)),
         "token_f1": _mean([r["f1"] for r in with_reference]),
         "rouge_l": _mean([r["rouge_l"] for r in with_reference]),
+        "model_token_f1": _mean([r["model_f1"] for r in with_reference if "model_f1" in r]),
         "latency_ms_median": round(statistics.median(latencies), 1) if latencies else None,
         "latency_ms_p90": round(latencies[int(0.9 * (len(latencies) - 1))], 1) if latencies else None,
         **_baseline(records, answerable),

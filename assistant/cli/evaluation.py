@@ -153,7 +153,8 @@ def answers(
                        ("answers containing every expected term", "term_containment"),
                        ("first citation is the expected source", "first_citation_accuracy"),
                        ("unanswerable questions refused", "unanswerable_refused"),
-                       ("token-F1 against references", "token_f1"), ("ROUGE-L against references", "rouge_l")):
+                       ("token-F1 against references", "token_f1"), ("ROUGE-L against references", "rouge_l"),
+                       ("model's own text: token-F1 (before the check)", "model_token_f1")):
         typer.echo(f"  {label:42} {_rate(result[key])}")
     if compare:
         typer.echo(f"  {'word-overlap rules: model answers kept':42} {_rate(result.get('baseline_model_answers_kept'))}")

@@ -10,7 +10,8 @@ import typer
 from assistant.cli.errors import user_errors
 from assistant.config import get_settings
 from assistant.modelstore import ModelMissingError
-from assistant.llm.vllm_server import ServeOptions, ServingError, ensure_vllm_venv, recorded_servers, start_server, stop_server
+from assistant.llm.vllm_server import (ServeOptions, ServingError, default_dtype, ensure_vllm_venv, recorded_servers, start_server,
+                                       stop_server)
 
 
 class Dtype(str, Enum):
@@ -23,7 +24,7 @@ class Dtype(str, Enum):
 def serve_model(
     host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 for every interface.")] = "127.0.0.1",
     port: Annotated[int | None, typer.Option(help="Port to serve on (default 8000). With --stop: the server to stop (default: all).")] = None,
-    dtype: Annotated[Dtype, typer.Option(help="Weights' type: float32 on CPU (the small model breaks in bfloat16); bfloat16 on a GPU.")] = Dtype.float32,
+    dtype: Annotated[Dtype | None, typer.Option(help="Weights' type (default: bfloat16 on a GPU or a CPU that multiplies bfloat16 natively, else float32).")] = None,
     kv_cache_gib: Annotated[int, typer.Option(min=1, help="CPU only: GiB of memory for the KV cache (VLLM_CPU_KVCACHE_SPACE).")] = 1,
     memory_share: Annotated[float, typer.Option(min=0.05, max=1.0, help="Share of GPU memory (on CPU: of the NUMA node's memory) vLLM may use.")] = 0.5,
     max_model_len: Annotated[int, typer.Option(min=128, help="Longest prompt plus answer, in tokens.")] = 2048,
@@ -51,7 +52,7 @@ def serve_model(
         if install_only:
             typer.echo(f"vLLM environment: {ensure_vllm_venv(settings, typer.echo).parent.parent}")
             return
-        options = ServeOptions(host=host, port=port or 8000, dtype=dtype.value, kv_cache_gib=kv_cache_gib, memory_share=memory_share, max_model_len=max_model_len)
+        options = ServeOptions(host=host, port=port or 8000, dtype=dtype.value if dtype else default_dtype(), kv_cache_gib=kv_cache_gib, memory_share=memory_share, max_model_len=max_model_len)
         server = start_server(settings, options, background=not foreground, echo=typer.echo)
     typer.echo(f"Use it: HELPMATE_LLM_BACKEND=vllm HELPMATE_VLLM_BASE_URL={server.base_url}")
     if not foreground:

@@ -3,7 +3,9 @@
 It needs no server, so a laptop install answers questions out of the box; production points
 ``HELPMATE_LLM_BACKEND=vllm`` at a served model instead. The weights are loaded once per process
 (half a second to a few seconds) and shared by every ``LocalChatModel`` built on the same files.
-Float32 throughout: in bfloat16 this small model produces garbage.
+Float32 by default (bfloat16 is measured for the vLLM server only). ``HELPMATE_LOCAL_PRECISION=int8``
+quantises the linear layers' weights to int8 after loading (and after an adapter is merged), which
+CPUs with VNNI multiply faster; BENCHMARKS.md ("Generation precision") has its speed and answers.
 """
 
 from __future__ import annotations
@@ -29,19 +31,26 @@ class _LoadedModel:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-_loaded: dict[tuple[str, str, str], _LoadedModel] = {}
+_loaded: dict[tuple[str, str, str, str], _LoadedModel] = {}
 _loaded_lock = threading.Lock()
 
 
-def _load(model_path: Path, device: str, adapter_path: Path | None) -> _LoadedModel:
-    """The loaded model for these files, loading it on first use (thread-safe)."""
-    key = (str(model_path), device, str(adapter_path or ""))
+def _load(model_path: Path, device: str, adapter_path: Path | None, precision: str = "float32") -> _LoadedModel:
+    """The loaded model for these files and precision, loading it on first use (thread-safe)."""
+    if precision == "int8" and device != "cpu":
+        raise ModelUnavailableError(f"HELPMATE_LOCAL_PRECISION=int8 runs on the CPU only, not on {device}; "
+                                    "set HELPMATE_LOCAL_PRECISION=float32")
+    key = (str(model_path), device, str(adapter_path or ""), precision)
     with _loaded_lock:
         if key not in _loaded:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
             tokenizer = AutoTokenizer.from_pretrained(model_path)
+            if tokenizer.pad_token is None:
+                # Batches are padded; a checkpoint converted by another transformers release (5.17 on a GPU
+                # machine) came without a pad token. Pad positions are masked, so any token serves.
+                tokenizer.pad_token = tokenizer.eos_token
             model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
             if adapter_path is not None:
                 from peft import PeftModel
@@ -50,8 +59,27 @@ def _load(model_path: Path, device: str, adapter_path: Path | None) -> _LoadedMo
                 # overhead per token. The base copy loaded above is this entry's own.
                 model = PeftModel.from_pretrained(model, adapter_path).merge_and_unload()
             model.to(device).eval()
+            if precision == "int8":
+                model = _quantize_int8(model)
             _loaded[key] = _LoadedModel(tokenizer=tokenizer, model=model, device=device)
         return _loaded[key]
+
+
+def _quantize_int8(model):
+    """``model`` with its transformer layers' linear weights in int8 (dynamic quantisation: activations are
+    quantised per call). CPU only. The output layer stays float32: its weight is the input embedding's
+    (tied), and it computes the scores that pick each token."""
+    import warnings
+
+    import torch
+
+    lm_head = model.lm_head
+    model.lm_head = torch.nn.Identity()  # left out of the quantisation, put back below
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PyTorch marks eager quantisation deprecated in favour of torchao
+        torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    model.lm_head = lm_head
+    return model
 
 
 class _StopScanner:
@@ -114,7 +142,7 @@ class LocalChatModel:
             model_path = require_llm(self.settings)
         except ModelMissingError as error:
             raise ModelUnavailableError(str(error)) from error
-        return _load(model_path, self.settings.device, self.adapter_path)
+        return _load(model_path, self.settings.device, self.adapter_path, self.settings.local_precision)
 
     def _prompt(self, loaded: _LoadedModel, messages: Sequence[Message]) -> str:
         return loaded.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)

@@ -44,7 +44,7 @@ def test_metrics():
         {"answerable": True, "kind": "generated", "model_checked": True, "contains": True, "model_contains": True,
          "first_citation_ok": True, "f1": 1.0, "rouge_l": 1.0, "latency_ms": 10.0, "relevance": 0.6},
         {"answerable": True, "kind": "extractive", "model_checked": True, "contains": False, "model_contains": False,
-         "first_citation_ok": False, "f1": 0.5, "rouge_l": 0.25, "latency_ms": 30.0, "relevance": 0.5},
+         "first_citation_ok": False, "f1": 0.5, "rouge_l": 0.25, "model_f1": 0.2, "latency_ms": 30.0, "relevance": 0.5},
         {"answerable": False, "kind": "refusal", "model_checked": False, "contains": None, "model_contains": None,
          "first_citation_ok": None, "latency_ms": 20.0, "relevance": 0.3},
     ]
@@ -53,6 +53,7 @@ def test_metrics():
     assert result["model_answers_kept"] == 0.5 and result["term_containment"] == 0.5
     assert result["first_citation_accuracy"] == 0.5 and result["unanswerable_refused"] == 1.0
     assert result["token_f1"] == 0.75 and result["rouge_l"] == 0.625 and result["latency_ms_median"] == 20.0
+    assert result["model_token_f1"] == 0.2  # only where the model wrote something (the first record has no model_f1)
 
 
 def test_cli_eval_answers_on_a_real_knowledge_base(kb, tmp_path):
@@ -70,6 +71,7 @@ def test_cli_eval_answers_on_a_real_knowledge_base(kb, tmp_path):
     assert data["term_containment"] == 1.0 and data["first_citation_accuracy"] == 1.0
     assert data["unanswerable_refused"] == 1.0 and data["kinds"]["refusal"] == 0.5
     assert 0 < data["token_f1"] <= 1 and 0 < data["rouge_l"] <= 1 and data["latency_ms_median"] > 0
+    assert 0 <= data["model_token_f1"] <= 1 and "model_f1" in data["answers"][0]
     assert [a["kind"] for a in data["answers"]][1] == "refusal"
 
     result = CliRunner().invoke(app, ["eval", "answers", "--file", str(file), "--kb", "nowhere", "--no-progress"])

@@ -123,6 +123,31 @@ def test_local_model_with_a_lora_adapter(colors_answer, llm_settings, tmp_path):
         LocalChatModel(llm_settings, adapter_path=tmp_path)
 
 
+def test_local_model_in_int8_quantises_the_layers_and_still_answers(llm_settings, local_model):
+    """HELPMATE_LOCAL_PRECISION=int8: the layers' linear weights become int8, the output layer stays float32,
+    and the greedy answer to a grounded question still carries the passage's fact (BENCHMARKS.md measures
+    the answers on the demo questions)."""
+    import torch
+
+    from assistant.answering.prompts import build_messages
+    from assistant.llm.local import _load
+    from assistant.modelstore import require_llm
+    from assistant.retrieval.types import Hit
+
+    settings = llm_settings.model_copy(update={"local_precision": "int8"})
+    quantised = LocalChatModel(settings)
+    passage = Hit(1, 1, "Returns: you can return an item within 30 days of delivery for a full refund.",
+                  "returns.md", "Returns", None, None, 1.0, 1.0)
+    messages = build_messages("How many days do I have to return an item?", [passage])
+    assert "30" in quantised.generate(messages, GenerationOptions(max_tokens=40))
+    model = _load(require_llm(settings), "cpu", None, "int8").model
+    assert isinstance(model.model.layers[0].mlp.down_proj, torch.ao.nn.quantized.dynamic.Linear)
+    assert type(model.lm_head) is torch.nn.Linear
+    assert local_model.generate(COLORS, SHORT) == local_model.generate(COLORS, SHORT), "float32 model untouched"
+    with pytest.raises(ModelUnavailableError, match="CPU only"):
+        LocalChatModel(settings.model_copy(update={"device": "cuda"})).generate(COLORS, SHORT)
+
+
 def test_local_model_not_prepared_says_what_to_run(tmp_path):
     model = LocalChatModel(Settings(data_dir=tmp_path, models_dir=tmp_path / "models"))
     with pytest.raises(ModelUnavailableError, match="helpmate models prepare"):

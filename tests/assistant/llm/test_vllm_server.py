@@ -4,6 +4,7 @@ test run, the `vllm_server` fixture), answered through the HTTP client and LangC
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
@@ -84,3 +85,38 @@ def test_serve_model_without_a_prepared_model_says_what_to_run(tmp_path):
     settings = Settings(data_dir=tmp_path, models_dir=tmp_path / "models")
     with pytest.raises(ModelMissingError, match="helpmate models prepare"):
         start_server(settings, ServeOptions(port=1))
+
+
+def test_the_server_runs_bfloat16_only_where_it_is_native(monkeypatch):
+    """bench/serve.py chose bfloat16 where the CPU multiplies it natively (BENCHMARKS.md "Generation precision");
+    elsewhere emulated bfloat16 would be slower, so float32 stays."""
+    from assistant.llm import vllm_server
+
+    for gpu, bf16, expected in ((False, True, "bfloat16"), (True, False, "bfloat16"), (False, False, "float32")):
+        monkeypatch.setattr(vllm_server, "gpu_available", lambda: gpu)
+        monkeypatch.setattr("assistant.embeddings.cpu_has_bf16", lambda: bf16)
+        assert vllm_server.default_dtype() == expected == ServeOptions().dtype
+    command = vllm_server.server_command(Path("python"), Path("model"), ServeOptions(dtype="float32"))
+    assert command[command.index("--dtype") + 1] == "float32" and "--enable-prefix-caching" in command
+
+
+def _prefix_cache_hits(base_url: str) -> float:
+    """Prompt tokens vLLM has taken from its prefix cache so far (its Prometheus counter)."""
+    import httpx
+
+    text = httpx.get(base_url.removesuffix("/v1") + "/metrics", timeout=10).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("vllm:prefix_cache_hits_total"))
+
+
+@pytest.mark.slow
+def test_vllm_reuses_the_fixed_start_of_answer_prompts(vllm_server, served):
+    """The server runs with prefix caching: a second question's prompt reuses the system instructions'
+    KV blocks computed for the first (and a prompt sent again is served from the cache as a whole)."""
+    from assistant.answering.prompts import build_messages
+
+    before = _prefix_cache_hits(vllm_server)
+    for question in ("How long do I have to return an item?", "Do you ship parcels to Switzerland?"):
+        served.generate(build_messages(question, []), GenerationOptions(max_tokens=1))
+    system_tokens = len(build_messages("", [])[0]["content"].split())
+    assert _prefix_cache_hits(vllm_server) - before >= min(64, system_tokens), "the second prompt's shared start was computed again"
