@@ -181,10 +181,11 @@ def server_command(python: Path, model_path: Path, options: ServeOptions, api_ke
         "--dtype", options.dtype,
         "--max-model-len", str(options.max_model_len),
         "--gpu-memory-utilization", str(options.memory_share),
-        # Every answer prompt opens with the same system instructions: their KV blocks are computed once and
-        # reused by later requests. vLLM 0.32 turns this on by default for this model; named here so that a
-        # release or platform that changes the default does not drop it unseen (tests/assistant/llm/
-        # test_vllm_server.py reads the cache hits from /metrics).
+        # Answer prompts open with the same system instructions, then the passages: the KV blocks of a start
+        # computed for one request are reused by the next that shares it (on CPU in whole blocks of 128 tokens,
+        # so in practice questions answered from the same passages). vLLM 0.32 turns this on by default for
+        # this model; named here so that a release or platform that changes the default does not drop it
+        # unseen (tests/assistant/llm/test_vllm_server.py reads the cache hits from /metrics).
         "--enable-prefix-caching",
         # Fine-tuned adapters are loaded at run time (POST /v1/load_lora_adapter), no restart.
         "--enable-lora", "--max-lora-rank", "16", "--max-loras", "4",

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from assistant.config import Settings
 from assistant.database import dispose_engines, session_scope
 from assistant.database.models import Chunk, Document, IngestionRun, KnowledgeBase
+from assistant.embeddings import get_embedder
 from assistant.retrieval.vector_index import read_dense
 from ingest.engines import LocalEngine, RayEngine
 from ingest.pipeline import Ingestor
@@ -48,10 +49,22 @@ def ray_cluster():
 
 @pytest.fixture
 def two_dirs(tmp_path, monkeypatch):
-    """Settings for two fresh SQLite data directories: one per engine."""
+    """Settings for two fresh SQLite data directories: one per engine.
+
+    Both embed in float32. The engines are compared to 1e-4, and bfloat16's rounding (the default where the
+    CPU has it) depends on how texts are batched, which is what differs between Ray's slices and one local
+    batch: up to 7e-4 in a vector element and 0.005 in a sentiment score (2026-11-30), far below what moves
+    a search or a label, and above what would show a real difference between the engines."""
     monkeypatch.delenv("HELPMATE_DATABASE_URL", raising=False)
+    monkeypatch.setenv("HELPMATE_EMBEDDING_BACKEND", "torch")  # Ray's workers read their settings from it too
     yield Settings(data_dir=tmp_path / "local"), Settings(data_dir=tmp_path / "ray")
     dispose_engines()
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    """The packaged embedding model in float32 (``two_dirs``: why)."""
+    return get_embedder(Settings(data_dir=Path("/tmp"), embedding_backend="torch"))
 
 
 def _state(settings: Settings, kb: str) -> dict:

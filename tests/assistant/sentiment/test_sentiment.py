@@ -252,6 +252,9 @@ def _small_datasets(root, movie_in_sst2: int):
 
 @needs_datasets
 def test_training_is_reproducible_held_out_and_recorded(tmp_path, settings):
+    # float32 scoring, where training and loading give the same scores bit for bit; in bfloat16 (the default
+    # where the CPU has it) the merged weights' last-bit differences show in the fourth decimal of a score.
+    settings = settings.model_copy(update={"embedding_backend": "torch"})
     datasets = _small_datasets(tmp_path / "datasets", movie_in_sst2=3)
     options = dict(banking_rows=10, epochs=1, held_out_epochs=1, held_out_rows=15)
     first = train_model(settings, datasets, tmp_path / "model", **options)
