@@ -8,9 +8,9 @@ CPU machines the embedding model sets ingestion time, sentiment scoring time and
 CPU time outside generation:
 
 - ``torch``: float32 PyTorch, the reference every other backend is measured against.
-- ``torch-bf16``: the same model under ``torch.autocast(bfloat16)``; matrix products in bfloat16 with
-  float32 accumulation. Fast only where the CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX);
-  elsewhere it is emulated and slower than float32.
+- ``torch-bf16``: the same model with its linear layers stored in bfloat16, run under
+  ``torch.autocast(bfloat16)``; matrix products in bfloat16 with float32 accumulation. Fast only where
+  the CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX); elsewhere it is emulated.
 - ``torch-int8``: PyTorch dynamic int8 quantisation of the linear layers (VNNI). Its vectors move far
   from float32 (cosine distance up to 0.22), so it is lossy, though SciFact nDCG@10 and SST-2 moved by
   about 0.002: BENCHMARKS.md ("Embedding backends"). Fastest one text at a time (sentiment).
@@ -84,11 +84,22 @@ def resolve_backend(settings: Settings) -> str:
 
 
 def apply_backend(module, backend: str):
-    """``module`` ready to run under ``backend``: int8 quantises a copy of its linear layers, the others leave it as is."""
-    if backend != "torch-int8":
-        return module
+    """``module`` ready to run under ``backend``: int8 quantises a copy of its linear layers; bfloat16 stores
+    them in bfloat16 once (autocast would otherwise cast every weight again on every call: a one-message
+    sentiment score took 5.69 ms that way and 4.41 ms this way, BENCHMARKS.md); float32 leaves it as is.
+
+    With bfloat16 weights the forward pass must run in ``backend_context`` (autocast), as every caller's does:
+    autocast rounds float32 weights to bfloat16 the same way, so the vectors are unchanged
+    (tests/assistant/test_embedding_backends.py)."""
     import torch
 
+    if backend == "torch-bf16":
+        for layer in module.modules():
+            if isinstance(layer, torch.nn.Linear):
+                layer.to(torch.bfloat16)
+        return module
+    if backend != "torch-int8":
+        return module
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # PyTorch marks eager quantisation deprecated in favour of torchao
         return torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8)

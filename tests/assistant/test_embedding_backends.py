@@ -64,6 +64,25 @@ def test_each_backend_stays_within_its_limit_of_float32(backend):
         assert gap <= TOLERANCE / 10
 
 
+def test_bf16_weights_stored_once_give_the_vectors_autocast_gives(settings):
+    """torch-bf16 keeps its linear layers in bfloat16 (apply_backend) instead of letting autocast cast them on
+    every call; the vectors must be those of the float32 model under autocast, where autocast does the cast."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from assistant.embeddings import apply_backend, backend_context
+    from assistant.modelstore import embedding_model_path
+
+    texts = ["How long do I have to return an item?", "Thank you, the replacement arrived today and fits perfectly."]
+    model = SentenceTransformer(str(embedding_model_path(settings)), device="cpu")
+    with backend_context("torch-bf16"):
+        autocast_only = model.encode(texts, normalize_embeddings=True)
+    stored = apply_backend(model, "torch-bf16")
+    assert stored[0].auto_model.encoder.layer[0].attention.self.query.weight.dtype == torch.bfloat16
+    with backend_context("torch-bf16"):
+        assert np.allclose(stored.encode(texts, normalize_embeddings=True), autocast_only, atol=1e-6)
+
+
 def test_auto_picks_bf16_only_where_the_cpu_has_it():
     # The default since bench/embed.py's run (BENCHMARKS.md "Embedding backends"): bfloat16 was twice as fast
     # on batched chunks with the same SciFact nDCG@10, where the CPU has it.
