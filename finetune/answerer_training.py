@@ -102,7 +102,7 @@ def _lora_model(base_model_dir: Path, config: AnswererConfig, device: str):
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(config.seed)  # the LoRA A matrices are initialised from torch's global generator
-    # float32 on every device: in bfloat16 on a GPU (H200, 2026-11-30) the loss turned to NaN after 60-170 of
+    # float32 on every device: in bfloat16 on a GPU (H200, 2026-11-30) the loss turned to NaN between steps 60 and 180 of
     # 150-300 steps; a 135M model in float32 still trains in about 20 s there (BENCHMARKS.md).
     model = AutoModelForCausalLM.from_pretrained(base_model_dir, dtype=torch.float32).to(device)
     model.config.use_cache = False
