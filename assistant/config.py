@@ -71,11 +71,17 @@ class Settings(BaseSettings):
     embedding_model: str = Field("", description="Folder of a sentence-transformers model; empty means the packaged all-MiniLM-L6-v2.")
     embedding_batch_size: int = 128
     embedding_backend: Literal["auto", "torch", "torch-bf16", "torch-int8"] = Field(
-        "auto", description="How the embedding model runs, for ingestion, queries, the router, the support check and "
-        "sentiment alike: torch (float32), torch-bf16 (bfloat16 autocast; fast where the CPU has native bfloat16), "
+        "auto", description="How the embedding model runs, for ingestion, queries, the router and the support check "
+        "alike: torch (float32), torch-bf16 (the model in bfloat16; fast where the CPU has native bfloat16), "
         "torch-int8 (dynamic int8, lossy), auto (the default: torch-bf16 where the CPU has native bfloat16, else torch; "
         "bench/embed.py chose it, BENCHMARKS.md \"Embedding backends\"). An index records its backend "
         "(assistant/embeddings.py).")
+    sentiment_backend: Literal["auto", "torch", "torch-bf16", "torch-int8"] = Field(
+        "auto", description="How the chat scores one customer message's sentiment (a traced copy of the sentiment "
+        "encoder); the same values as HELPMATE_EMBEDDING_BACKEND. auto (the default): torch-int8 on the CPU, the fastest "
+        "at one message with SST-2 accuracy within 0.005 of float32 scored one message at a time (bench/embed.py, "
+        "BENCHMARKS.md \"Embedding backends\"); HELPMATE_EMBEDDING_BACKEND's choice on a GPU. Batches (backfill, import) "
+        "run on HELPMATE_EMBEDDING_BACKEND: int8 lost 0.010 of SST-2 accuracy scored in batches.")
     device: str = Field("cpu", description="torch device for in-process models: cpu or cuda.")
 
     chunk_tokens: int = Field(200, description="Word pieces per chunk, within the embedding model's 256-token window.")

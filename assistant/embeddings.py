@@ -8,9 +8,12 @@ CPU machines the embedding model sets ingestion time, sentiment scoring time and
 CPU time outside generation:
 
 - ``torch``: float32 PyTorch, the reference every other backend is measured against.
-- ``torch-bf16``: the same model with its linear layers stored in bfloat16, run under
-  ``torch.autocast(bfloat16)``; matrix products in bfloat16 with float32 accumulation. Fast only where
-  the CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX); elsewhere it is emulated.
+- ``torch-bf16``: the whole model stored and run in bfloat16 (weights, activations, layer norms; matrix
+  products accumulate in float32). Fast only where the CPU multiplies bfloat16 natively (AVX-512 BF16 or
+  AMX); elsewhere it is emulated. It replaced ``torch.autocast`` (bfloat16 products, float32 layer norms
+  and residuals), which casts activations to and fro around every layer: in a one-off comparison on 256
+  SciFact abstracts (8 alternating rounds, 2026-12-01) autocast embedded 74 per second, this 100. Its
+  vectors stay within 1.3e-4 in cosine of float32's (bench/embed.py), so indexes of either serve both.
 - ``torch-int8``: PyTorch dynamic int8 quantisation of the linear layers (VNNI). Its vectors move far
   from float32 (cosine distance up to 0.22), so it is lossy, though SciFact nDCG@10 and SST-2 moved by
   about 0.002: BENCHMARKS.md ("Embedding backends"). Fastest one text at a time (sentiment).
@@ -31,7 +34,6 @@ backend whose vectors differ by more than ``TOLERANCE`` is refused with a messag
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
@@ -50,8 +52,8 @@ from assistant.modelstore import embedding_model_path
 CACHE_SIZE = 20_000
 BACKENDS: tuple[str, ...] = ("torch", "torch-bf16", "torch-int8")
 # Largest cosine distance (1 - cosine) to float32 of a backend's vectors of the probe texts, beyond which an
-# index built with one backend is refused to queries with another. torch-bf16 measured 5.3e-5 (BENCHMARKS.md),
-# torch-int8 up to 0.22; 1e-3 keeps scores within ~0.045 of each other even in the worst direction.
+# index built with one backend is refused to queries with another. torch-bf16 measured 1.3e-4 at most
+# (BENCHMARKS.md), torch-int8 up to 0.22; 1e-3 keeps scores within ~0.045 of each other even in the worst direction.
 TOLERANCE = 1e-3
 # What each backend is allowed to differ from float32 when `models prepare` checks it (int8 is lossy by design).
 BACKEND_LIMITS = {"torch": 1e-6, "torch-bf16": TOLERANCE, "torch-int8": 0.25}
@@ -84,34 +86,25 @@ def resolve_backend(settings: Settings) -> str:
 
 
 def apply_backend(module, backend: str):
-    """``module`` ready to run under ``backend``: int8 quantises a copy of its linear layers; bfloat16 stores
-    them in bfloat16 once (autocast would otherwise cast every weight again on every call: a one-message
-    sentiment score took 5.69 ms that way and 4.41 ms this way, BENCHMARKS.md); float32 leaves it as is.
-
-    With bfloat16 weights the forward pass must run in ``backend_context`` (autocast), as every caller's does:
-    autocast rounds float32 weights to bfloat16 the same way, so the vectors are unchanged
-    (tests/assistant/test_embedding_backends.py)."""
+    """``module`` ready to run under ``backend``: bfloat16 converts it in place, int8 quantises a copy of its
+    linear layers, float32 leaves it as is. Outputs of a bfloat16 module are bfloat16; callers turn them into
+    float32 (sentence-transformers does for ``encode``)."""
     import torch
 
     if backend == "torch-bf16":
-        for layer in module.modules():
-            if isinstance(layer, torch.nn.Linear):
-                layer.to(torch.bfloat16)
-        return module
+        return module.to(torch.bfloat16)
     if backend != "torch-int8":
         return module
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # PyTorch marks eager quantisation deprecated in favour of torchao
-        return torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8)
+    return quantize_dynamic_int8(module)
 
 
-def backend_context(backend: str, device: str = "cpu"):
-    """The context a forward pass of ``backend`` runs in (bfloat16 autocast, or nothing)."""
-    if backend != "torch-bf16":
-        return contextlib.nullcontext()
+def quantize_dynamic_int8(module, inplace: bool = False):
+    """PyTorch dynamic int8 quantisation of ``module``'s linear layers (activations quantised per call; CPU)."""
     import torch
 
-    return torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PyTorch marks eager quantisation deprecated in favour of torchao
+        return torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8, inplace=inplace)
 
 
 class Embedder:
@@ -175,15 +168,16 @@ class Embedder:
             self._cache.clear()
 
     def _encode(self, texts: Sequence[str], show_progress: bool) -> np.ndarray:
-        with self._lock, backend_context(self.backend, self.device):
+        with self._lock:
             vectors = self.model.encode(
                 list(texts),
                 batch_size=self.batch_size,
-                normalize_embeddings=True,
                 convert_to_numpy=True,
                 show_progress_bar=show_progress,
             )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        # Normalised here, in float32: a bfloat16 model's own normalisation leaves norms up to 0.4% off one.
+        vectors = np.asarray(vectors, dtype=np.float32)
+        return np.ascontiguousarray(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Word pieces per text, without special tokens."""

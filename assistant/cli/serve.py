@@ -10,8 +10,7 @@ import typer
 from assistant.cli.errors import user_errors
 from assistant.config import get_settings
 from assistant.modelstore import ModelMissingError
-from assistant.llm.vllm_server import (ServeOptions, ServingError, default_dtype, ensure_vllm_venv, recorded_servers, start_server,
-                                       stop_server)
+from assistant.llm.vllm_server import ServeOptions, ServingError, ensure_vllm_venv, recorded_servers, start_server, stop_server
 
 
 class Dtype(str, Enum):
@@ -28,6 +27,7 @@ def serve_model(
     kv_cache_gib: Annotated[int, typer.Option(min=1, help="CPU only: GiB of memory for the KV cache (VLLM_CPU_KVCACHE_SPACE).")] = 1,
     memory_share: Annotated[float, typer.Option(min=0.05, max=1.0, help="Share of GPU memory (on CPU: of the NUMA node's memory) vLLM may use.")] = 0.5,
     max_model_len: Annotated[int, typer.Option(min=128, help="Longest prompt plus answer, in tokens.")] = 2048,
+    block_size: Annotated[int, typer.Option(min=0, help="Tokens per KV-cache block; prefix caching reuses whole blocks (0: vLLM's own, 128 on CPU, where it prefers multiples of 32).")] = 0,
     install_only: Annotated[bool, typer.Option("--install-only", help="Install the vLLM environment and exit.")] = False,
     foreground: Annotated[bool, typer.Option("--foreground/--background", help="Run in this terminal until Ctrl-C, or detach (pid and log under <data_dir>/vllm/).")] = True,
     stop: Annotated[bool, typer.Option("--stop", help="Stop the server(s) started with --background (or in another terminal).")] = False,
@@ -52,7 +52,9 @@ def serve_model(
         if install_only:
             typer.echo(f"vLLM environment: {ensure_vllm_venv(settings, typer.echo).parent.parent}")
             return
-        options = ServeOptions(host=host, port=port or 8000, dtype=dtype.value if dtype else default_dtype(), kv_cache_gib=kv_cache_gib, memory_share=memory_share, max_model_len=max_model_len)
+        chosen = {"dtype": dtype.value} if dtype else {}  # else ServeOptions' default (default_dtype)
+        options = ServeOptions(host=host, port=port or 8000, kv_cache_gib=kv_cache_gib, memory_share=memory_share,
+                               max_model_len=max_model_len, block_size=block_size, **chosen)
         server = start_server(settings, options, background=not foreground, echo=typer.echo)
     typer.echo(f"Use it: HELPMATE_LLM_BACKEND=vllm HELPMATE_VLLM_BASE_URL={server.base_url}")
     if not foreground:

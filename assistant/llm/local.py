@@ -69,15 +69,13 @@ def _quantize_int8(model):
     """``model`` with its transformer layers' linear weights in int8 (dynamic quantisation: activations are
     quantised per call). CPU only. The output layer stays float32: its weight is the input embedding's
     (tied), and it computes the scores that pick each token."""
-    import warnings
-
     import torch
+
+    from assistant.embeddings import quantize_dynamic_int8
 
     lm_head = model.lm_head
     model.lm_head = torch.nn.Identity()  # left out of the quantisation, put back below
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # PyTorch marks eager quantisation deprecated in favour of torchao
-        torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    quantize_dynamic_int8(model, inplace=True)
     model.lm_head = lm_head
     return model
 

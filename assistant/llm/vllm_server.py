@@ -53,6 +53,7 @@ class ServeOptions:
     kv_cache_gib: int = 1  # CPU only: memory reserved for the KV cache
     memory_share: float = 0.5  # --gpu-memory-utilization; on CPU the share of the NUMA node's memory
     max_model_len: int = 2048
+    block_size: int = 0  # tokens per KV-cache block (prefix caching reuses whole blocks); 0: vLLM's own (128 on CPU)
 
     @property
     def base_url(self) -> str:
@@ -194,6 +195,8 @@ def server_command(python: Path, model_path: Path, options: ServeOptions, api_ke
         # it the 135M model, made to call a tool, wrote arguments such as "1234567890" or a run-on array.
         "--tool-strict-level", "parameter",
     ]  # fmt: skip
+    if options.block_size:
+        command += ["--block-size", str(options.block_size)]
     for name, path in (adapters or {}).items():
         command += ["--lora-modules", f"{name}={path}"]
     if api_key and api_key != "EMPTY":

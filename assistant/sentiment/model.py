@@ -9,15 +9,25 @@ is what gets past 0.85. Only the adapter and head ship (``weights/``, under a me
 loading merges the adapter into a private copy of MiniLM, so scoring a message costs one forward
 pass. ``score`` is P(positive) - P(negative).
 
+Two workloads, two backends. The chat scores one short message at a time (``score``): there the
+encoder runs on ``HELPMATE_SENTIMENT_BACKEND`` (default int8 on the CPU, the fastest with SST-2 within
+0.005 of float32 when scored one message at a time), traced. Batches (backfill, import, ``helpmate
+sentiment score``) run eager on the embedding backend: int8's activation scales are set per batch, and
+scored in batches of 128 it lost 0.010 of SST-2 accuracy (bench/embed.py, BENCHMARKS.md "Embedding
+backends"). Sentiment vectors never meet an index, so neither has to match retrieval's.
+
 VADER's own rule-based scorer is kept as the baseline the model has to beat (``VaderBaseline``).
 How the model is trained and on what: ``training`` and ``data``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import os
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence
@@ -25,7 +35,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from assistant.config import Settings
-from assistant.embeddings import Embedder, apply_backend, backend_context, get_embedder, resolve_backend
+from assistant.embeddings import Embedder, apply_backend, get_embedder, resolve_backend
 from assistant.modelstore import embedding_model_path
 
 LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
@@ -118,14 +128,18 @@ class SentimentModel:
 
     def __init__(self, encoder, tokenizer, head: SentimentHead, metadata: dict, embedder: Embedder | None = None,
                  lexicon: VaderBaseline | None = None, batch_size: int = 128, max_tokens: int = 256,
-                 backend: str = "torch"):
-        # The embedding backend (HELPMATE_EMBEDDING_BACKEND) runs the merged encoder too; the head stays float32.
+                 backend: str = "torch", one_text_backend: str | None = None):
+        # Batches run the merged encoder on ``backend`` (the embedding backend), one message at a time
+        # (``score``) on ``one_text_backend`` (HELPMATE_SENTIMENT_BACKEND), a copy where the two differ; the head
+        # stays float32.
         self.backend = backend
-        self.encoder = apply_backend(encoder.eval(), backend)
+        self.one_text_backend = one_text_backend or backend
+        encoder = encoder.eval()
+        separate = self.one_text_backend != backend
+        one_text = apply_backend(copy.deepcopy(encoder), self.one_text_backend) if separate else None
+        self.encoder = apply_backend(encoder, backend)
+        self._one_text_encoder = one_text if separate else self.encoder
         self.tokenizer = tokenizer
-        torch = load_torch()
-        self._weight = torch.from_numpy(head.weight.T.copy())
-        self._bias = torch.from_numpy(head.bias.copy())
         self.head = head
         self.metadata = metadata
         # Kept for callers that want the retrieval embedding (bench, import); scoring does not use it.
@@ -134,6 +148,7 @@ class SentimentModel:
         self.batch_size = batch_size
         self.max_tokens = max_tokens
         self._lock = threading.Lock()  # the Rust tokenizer and one torch module, shared by threads
+        self._one_text = None  # the encoder traced for one unpadded text (``score``), on first use
 
     @property
     def version(self) -> str:
@@ -162,7 +177,7 @@ class SentimentModel:
 
         torch = load_torch()
         tokenizer, encoder = load_encoder(base, settings.device)
-        with torch.no_grad():
+        with torch.no_grad(), quiet_transformers():
             encoder = PeftModel.from_pretrained(encoder, str(folder)).merge_and_unload()
         arrays = load_file(str(folder / HEAD_FILE))
         head = SentimentHead(arrays["weight"], arrays["bias"])
@@ -170,7 +185,7 @@ class SentimentModel:
             raise ModelFileError(f"{folder / HEAD_FILE} has shape {head.weight.shape}, not (3, hidden + 4); retrain it")
         embedder = get_embedder(settings)
         return cls(encoder, tokenizer, head, metadata, embedder, batch_size=settings.embedding_batch_size,
-                   max_tokens=embedder.max_tokens, backend=embedder.backend)
+                   max_tokens=embedder.max_tokens, backend=embedder.backend, one_text_backend=sentiment_backend(settings))
 
     def pooled(self, texts: Sequence[str]) -> np.ndarray:
         """Mean-pooled last hidden states of the adapted encoder, batched by length like sentence-transformers."""
@@ -178,7 +193,7 @@ class SentimentModel:
         out = np.zeros((len(texts), int(self.encoder.config.hidden_size)), dtype=np.float32)
         order = np.argsort([-len(t) for t in texts], kind="stable")
         device = self.encoder.device
-        with self._lock, torch.inference_mode(), backend_context(self.backend, device.type):
+        with self._lock, torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
                 rows = order[start:start + self.batch_size]
                 batch = self.tokenizer([texts[i] for i in rows], padding=True, truncation=True,
@@ -200,26 +215,54 @@ class SentimentModel:
         return sentiments_from(self.probabilities(list(texts)))
 
     def score(self, text: str) -> Sentiment:
-        """One message, on the chat path: one forward pass of MiniLM (a few milliseconds)."""
-        return self.score_batch([text])[0]
+        """One message, on the chat path: one forward pass of a traced copy of the encoder (about 2 ms in int8).
+
+        Eager transformers spends about half of a one-message forward pass in Python (module calls, mask
+        preparation) rather than in arithmetic; a TorchScript trace of the same encoder runs the same
+        operations without it (int8: 1.9 against 4.0 ms per pass, BENCHMARKS.md "Embedding backends").
+        The trace is taken on one unpadded text and holds for exactly that, one text without padding, so
+        batches stay eager (``score_batch``); tests/assistant/sentiment checks both agree."""
+        torch = load_torch()
+        device = self.encoder.device
+        with self._lock, torch.inference_mode():
+            batch = self.tokenizer([text], truncation=True, max_length=self.max_tokens, return_tensors="pt")
+            ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+            if self._one_text is None:
+                with quiet_transformers():
+                    self._one_text = torch.jit.trace(self._one_text_encoder, (ids, mask), strict=False)
+            states = self._one_text(ids, mask)["last_hidden_state"].float()
+            pooled = mean_pool(states, mask).cpu().numpy()
+        features = np.hstack([pooled, self.lexicon.lexicon_features([text])])
+        return sentiments_from(softmax(features @ self.head.weight.T + self.head.bias))[0]
 
 
 def load_encoder(path: Path, device: str = "cpu"):
     """Tokenizer and a private copy of the packaged MiniLM's transformer (without the unused pooler)."""
     from transformers import AutoModel, AutoTokenizer
+
+    with quiet_transformers():  # the checkpoint's pooler weights are unused on purpose
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        encoder = AutoModel.from_pretrained(str(path), add_pooling_layer=False).to(device)
+    return tokenizer, encoder
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """transformers' log lines, progress bars and warnings silenced: loading and tracing talk about what is
+    meant (unused pooler weights, Python branches fixed for one text), and a chat's log shows none of it."""
     from transformers.utils import logging as hf_logging
 
     verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()  # the checkpoint's pooler weights are unused on purpose
+    hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
-        encoder = AutoModel.from_pretrained(str(path), add_pooling_layer=False).to(device)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
-    return tokenizer, encoder
 
 
 def mean_pool(states, mask):
@@ -233,6 +276,14 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def sentiment_backend(settings: Settings) -> str:
+    """The backend ``settings`` give one-message scoring (``SentimentModel.score``): ``auto`` is int8 on the
+    CPU (BENCHMARKS.md "Embedding backends"), the embedder's elsewhere (dynamic int8 runs on the CPU only)."""
+    if settings.sentiment_backend != "auto":
+        return settings.sentiment_backend
+    return "torch-int8" if settings.device == "cpu" else resolve_backend(settings)
+
+
 def sentiments_from(probabilities: np.ndarray) -> list[Sentiment]:
     scores = probabilities[:, 2] - probabilities[:, 0]
     return [Sentiment(LABELS[int(i)], round(float(s), 4)) for i, s in zip(probabilities.argmax(axis=1), scores)]
@@ -244,7 +295,8 @@ _models_lock = threading.Lock()
 
 def get_sentiment_model(settings: Settings) -> SentimentModel:
     """The process-wide shipped model, loaded once."""
-    key = (settings.embedding_model, settings.device, settings.embedding_batch_size, resolve_backend(settings))
+    key = (settings.embedding_model, settings.device, settings.embedding_batch_size, resolve_backend(settings),
+           sentiment_backend(settings))
     with _models_lock:
         if key not in _models:
             _models[key] = SentimentModel.load(None, settings)

@@ -60,27 +60,26 @@ def test_each_backend_stays_within_its_limit_of_float32(backend):
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     gap = distance(reference, vectors)
     assert 0 < gap <= BACKEND_LIMITS[backend]
-    if backend == "torch-bf16":  # the lossless one: interchangeable with float32 in an index
-        assert gap <= TOLERANCE / 10
+    if backend == "torch-bf16":  # interchangeable with float32 in an index
+        assert gap <= TOLERANCE / 2
 
 
-def test_bf16_weights_stored_once_give_the_vectors_autocast_gives(settings):
-    """torch-bf16 keeps its linear layers in bfloat16 (apply_backend) instead of letting autocast cast them on
-    every call; the vectors must be those of the float32 model under autocast, where autocast does the cast."""
+def test_bf16_runs_the_whole_model_in_bfloat16_and_stays_interchangeable_on_the_probe_texts(settings):
+    """torch-bf16 converts every layer (autocast, before, left layer norms and residuals in float32 and cast
+    around them, which was slower); its vectors stay within the tolerance of float32's, so a float32 index
+    serves bfloat16 queries and the other way round."""
     import torch
-    from sentence_transformers import SentenceTransformer
 
-    from assistant.embeddings import apply_backend, backend_context
-    from assistant.modelstore import embedding_model_path
+    from assistant.embeddings import PROBE_TEXTS
 
-    texts = ["How long do I have to return an item?", "Thank you, the replacement arrived today and fits perfectly."]
-    model = SentenceTransformer(str(embedding_model_path(settings)), device="cpu")
-    with backend_context("torch-bf16"):
-        autocast_only = model.encode(texts, normalize_embeddings=True)
-    stored = apply_backend(model, "torch-bf16")
-    assert stored[0].auto_model.encoder.layer[0].attention.self.query.weight.dtype == torch.bfloat16
-    with backend_context("torch-bf16"):
-        assert np.allclose(stored.encode(texts, normalize_embeddings=True), autocast_only, atol=1e-6)
+    embedder = get_embedder(_with(settings, "torch-bf16"))
+    encoder = embedder.model[0].auto_model
+    assert {p.dtype for p in encoder.parameters()} == {torch.bfloat16}
+    assert encoder.encoder.layer[0].attention.output.LayerNorm.weight.dtype == torch.bfloat16
+    reference = get_embedder(_with(settings, "torch"))
+    assert embedder.probe().dtype == np.float32
+    assert distance(reference.probe(), embedder.probe()) <= TOLERANCE / 5
+    assert len(PROBE_TEXTS) == len(embedder.probe())
 
 
 def test_auto_picks_bf16_only_where_the_cpu_has_it():
@@ -157,16 +156,26 @@ def test_models_prepare_checks_the_backend_the_default_resolves_to(settings, tmp
     assert prepare_backend(fresh) == prepared  # once: a second run reads what the first wrote
 
 
-def test_sentiment_runs_on_the_embedding_backend_with_its_head_unchanged(settings):
+def test_sentiment_runs_on_its_own_backend_with_its_head_unchanged(settings):
+    """A backend runs the merged encoder; the head stays float32. Whatever the backend,
+    ``score`` (one text, traced encoder: the chat path) gives what ``score_batch`` (eager) gives it, for a
+    one-word message, short ones and one cut at the encoder's 256 word pieces."""
     from assistant.sentiment.model import get_sentiment_model
 
     texts = ["Still no refund after three weeks!", "Thank you, that was quick.", "Where is my parcel?",
-             "not bad at all", "the third time I am asking"]
-    reference = get_sentiment_model(_with(settings, "torch"))
-    for backend in ("torch-bf16", "torch-int8"):
-        model = get_sentiment_model(_with(settings, backend))
-        assert model.backend == backend and np.array_equal(model.head.weight, reference.head.weight)
-        gap = np.abs(model.probabilities(texts) - reference.probabilities(texts)).max()
-        assert gap < (0.01 if backend == "torch-bf16" else 0.2)
-    bf16 = get_sentiment_model(_with(settings, "torch-bf16"))
-    assert [s.label for s in bf16.score_batch(texts)] == [s.label for s in reference.score_batch(texts)]
+             "not bad at all", "the third time I am asking", "thanks", "The tent leaks. " * 120]
+    def on(backend: str):
+        return get_sentiment_model(settings.model_copy(update={"embedding_backend": backend, "sentiment_backend": backend}))
+
+    reference = on("torch")
+    for backend in ("torch", "torch-bf16", "torch-int8"):
+        model = on(backend)
+        assert model.backend == model.one_text_backend == backend
+        assert np.array_equal(model.head.weight, reference.head.weight)
+        gap = np.abs(model.probabilities(texts[:5]) - reference.probabilities(texts[:5])).max()
+        assert gap < {"torch": 1e-9, "torch-bf16": 0.01, "torch-int8": 0.2}[backend]
+        for text in texts:  # one text both ways (in a batch, padding and int8's per-batch scales move scores)
+            one, eager = model.score(text), model.score_batch([text])[0]
+            assert one.label == eager.label and abs(one.score - eager.score) <= 2e-4, (backend, text)
+    bf16 = on("torch-bf16")
+    assert [s.label for s in bf16.score_batch(texts[:5])] == [s.label for s in reference.score_batch(texts[:5])]

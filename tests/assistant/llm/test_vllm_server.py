@@ -98,6 +98,9 @@ def test_the_server_runs_bfloat16_only_where_it_is_native(monkeypatch):
         assert vllm_server.default_dtype() == expected == ServeOptions().dtype
     command = vllm_server.server_command(Path("python"), Path("model"), ServeOptions(dtype="float32"))
     assert command[command.index("--dtype") + 1] == "float32" and "--enable-prefix-caching" in command
+    assert "--block-size" not in command  # vLLM's own unless asked
+    command = vllm_server.server_command(Path("python"), Path("model"), ServeOptions(block_size=32))
+    assert command[command.index("--block-size") + 1] == "32"
 
 
 def _prefix_cache_hits(base_url: str) -> float:
