@@ -16,9 +16,10 @@ CPU time outside generation:
   vectors stay within 1.3e-4 in cosine of float32's (bench/embed.py), so indexes of either serve both.
 - ``torch-int8``: PyTorch dynamic int8 quantisation of the linear layers (VNNI). Its vectors move far
   from float32 (cosine distance up to 0.22), so it is lossy, though SciFact nDCG@10 and SST-2 moved by
-  about 0.002: BENCHMARKS.md ("Embedding backends"). Fastest one text at a time (sentiment).
+  about 0.002: BENCHMARKS.md ("Embedding backends"). Fastest one text at a time: the chat's one-message
+  sentiment runs on it by default (``HELPMATE_SENTIMENT_BACKEND``, assistant/sentiment/model.py).
 - ``auto`` (the default, chosen by ``bench/embed.py``): ``torch-bf16`` where the CPU has native
-  bfloat16 (twice float32's speed on batched chunks there, same SciFact nDCG@10), else ``torch``.
+  bfloat16 (3.1x float32's speed on batched chunks on an AMX Xeon, SciFact nDCG@10 -0.0005), else ``torch``.
 
 ONNX Runtime and OpenVINO (sentence-transformers' ``backend="onnx"|"openvino"``) need
 ``optimum-onnx`` or ``optimum-intel``, and no release of either installs beside transformers 5.23

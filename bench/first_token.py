@@ -7,7 +7,10 @@ in new chat conversations and measures, from the call to the first streamed toke
 message stored with its sentiment, retrieval, the prompt and the model's first token. Answers
 refused before the model speaks stream no token and are counted apart. Goal: median < 2 s.
 
-    python bench/first_token.py [--questions 20] [--data-dir DIR] [--json]
+With ``--vllm-url`` the chat answers through a running vLLM server (``helpmate serve-model``) instead
+of the embedded model, e.g. to compare the server's options (``--block-size``, ``--dtype``).
+
+    python bench/first_token.py [--questions 20] [--data-dir DIR] [--vllm-url http://127.0.0.1:8000/v1] [--json]
 """
 
 from __future__ import annotations
@@ -42,13 +45,16 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=3, help="questions answered before timing")
     parser.add_argument("--kb", default="demo")
     parser.add_argument("--data-dir", type=Path, help="a data directory that already has the knowledge base")
+    parser.add_argument("--vllm-url", help="a running vLLM server (.../v1) to answer through instead of the local model")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="helpmate-first-token-"))
     share_checkout_models()
     os.environ["HELPMATE_DATA_DIR"] = str(data_dir)
-    os.environ["HELPMATE_LLM_BACKEND"] = "local"
+    os.environ["HELPMATE_LLM_BACKEND"] = "vllm" if args.vllm_url else "local"
+    if args.vllm_url:
+        os.environ["HELPMATE_VLLM_BASE_URL"] = args.vllm_url
     os.environ.pop("HELPMATE_DATABASE_URL", None)
 
     from assistant.config import get_settings
@@ -88,7 +94,7 @@ def main() -> int:
             round(values[0], 1) if values else None)
 
     result = {
-        "backend": "local", "engine": "support agent",
+        "backend": settings.llm_backend, "engine": "support agent",
         "questions": len(total_ms), "streamed": len(first_token_ms), "refused_without_tokens": len(refused_ms),
         "first_token_median_ms": round(statistics.median(first_token_ms), 1) if first_token_ms else None,
         "first_token_p90_ms": quantile(first_token_ms, 0.9),
@@ -101,7 +107,7 @@ def main() -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"first token (median of {result['streamed']} streamed answers, {result['engine']}, local model): "
+        print(f"first token (median of {result['streamed']} streamed answers, {result['engine']}, {result['backend']} model): "
               f"{result['first_token_median_ms']} ms  (p90 {result['first_token_p90_ms']} ms; goal < {GOAL_MS:.0f} ms)")
         print(f"whole answer median {result['whole_answer_median_ms']} ms; {result['refused_without_tokens']} refused "
               f"before the model spoke (median {result['refusal_median_ms']} ms); warm-up {result['warm_up_s']} s; "

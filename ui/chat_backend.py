@@ -78,9 +78,13 @@ class ChatBackend:
         self.agent = SupportAgent(settings)
 
     def warm(self, kb: str) -> None:
-        """Load the embedding model, the index of ``kb`` and the language model before the first
-        customer waits for them. Raises ModelUnavailableError when the model cannot be reached."""
+        """Load the embedding model, the index of ``kb``, the sentiment model (its one-message encoder
+        traced) and the language model before the first customer waits for them. Raises
+        ModelUnavailableError when the model cannot be reached."""
         from assistant.llm.base import GenerationOptions
+        from assistant.sentiment.model import get_sentiment_model
+
+        get_sentiment_model(self.settings).score("Hello")
 
         try:
             self.agent.assistant.retrieve("warm up", kb)
