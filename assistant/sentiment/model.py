@@ -221,7 +221,7 @@ class SentimentModel:
         preparation) rather than in arithmetic; a TorchScript trace of the same encoder runs the same
         operations without it (int8: 1.9 against 4.0 ms per pass, BENCHMARKS.md "Embedding backends").
         The trace is taken on one unpadded text and holds for exactly that, one text without padding, so
-        batches stay eager (``score_batch``); tests/assistant/sentiment checks both agree."""
+        batches stay eager (``score_batch``); tests/assistant/test_embedding_backends.py checks both agree."""
         torch = load_torch()
         device = self.encoder.device
         with self._lock, torch.inference_mode():
