@@ -11,9 +11,9 @@ CPU time outside generation:
 - ``torch-bf16``: the whole model stored and run in bfloat16 (weights, activations, layer norms; matrix
   products accumulate in float32). Fast only where the CPU multiplies bfloat16 natively (AVX-512 BF16 or
   AMX); elsewhere it is emulated. It replaced ``torch.autocast`` (bfloat16 products, float32 layer norms
-  and residuals), which casts activations to and fro around every layer: in a one-off comparison on 256
-  SciFact abstracts (8 alternating rounds, 2026-12-01) autocast embedded 74 per second, this 100. Its
-  vectors stay within 1.3e-4 in cosine of float32's (bench/embed.py), so indexes of either serve both.
+  and residuals), which casts activations to and fro around every layer and was the slower of the two in
+  a one-off comparison (not a repo command). Its vectors stay within 1.3e-4 in cosine of float32's
+  (bench/embed.py), so indexes of either serve both.
 - ``torch-int8``: PyTorch dynamic int8 quantisation of the linear layers (VNNI). Its vectors move far
   from float32 (cosine distance up to 0.22), so it is lossy, though SciFact nDCG@10 and SST-2 moved by
   about 0.002: BENCHMARKS.md ("Embedding backends"). Fastest one text at a time: the chat's one-message

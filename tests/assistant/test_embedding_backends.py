@@ -83,7 +83,7 @@ def test_bf16_runs_the_whole_model_in_bfloat16_and_stays_interchangeable_on_the_
 
 
 def test_auto_picks_bf16_only_where_the_cpu_has_it():
-    # The default since bench/embed.py's run (BENCHMARKS.md "Embedding backends"): bfloat16 was twice as fast
+    # The default since bench/embed.py's run (BENCHMARKS.md "Embedding backends"): bfloat16 was 3.1x as fast
     # on batched chunks with the same SciFact nDCG@10, where the CPU has it.
     assert Settings.model_fields["embedding_backend"].default == "auto"
     settings = Settings(data_dir=Path("/tmp"), embedding_backend="auto")
