@@ -59,6 +59,10 @@ def _default_data_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "helpmate"
 
 
+# How an in-process encoder runs (assistant/embeddings.py): the embedding model and the sentiment model's.
+ModelBackend = Literal["auto", "torch", "torch-bf16", "torch-int8"]
+
+
 class Settings(BaseSettings):
     """Typed settings; each field is the environment variable ``HELPMATE_<FIELD>``."""
 
@@ -70,13 +74,13 @@ class Settings(BaseSettings):
 
     embedding_model: str = Field("", description="Folder of a sentence-transformers model; empty means the packaged all-MiniLM-L6-v2.")
     embedding_batch_size: int = 128
-    embedding_backend: Literal["auto", "torch", "torch-bf16", "torch-int8"] = Field(
+    embedding_backend: ModelBackend = Field(
         "auto", description="How the embedding model runs, for ingestion, queries, the router and the support check "
         "alike: torch (float32), torch-bf16 (the model in bfloat16; fast where the CPU has native bfloat16), "
         "torch-int8 (dynamic int8, lossy), auto (the default: torch-bf16 where the CPU has native bfloat16, else torch; "
         "bench/embed.py chose it, BENCHMARKS.md \"Embedding backends\"). An index records its backend "
         "(assistant/embeddings.py).")
-    sentiment_backend: Literal["auto", "torch", "torch-bf16", "torch-int8"] = Field(
+    sentiment_backend: ModelBackend = Field(
         "auto", description="How the chat scores one customer message's sentiment (a traced copy of the sentiment "
         "encoder); the same values as HELPMATE_EMBEDDING_BACKEND. auto (the default): torch-int8 on the CPU, the fastest "
         "at one message with SST-2 accuracy within 0.005 of float32 scored one message at a time (bench/embed.py, "

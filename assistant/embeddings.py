@@ -41,17 +41,17 @@ import time
 import warnings
 from collections import OrderedDict
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, get_args
 
 import numpy as np
 
-from assistant.config import Settings
+from assistant.config import ModelBackend, Settings
 from assistant.modelstore import embedding_model_path
 
 
 # Vectors the query-time cache keeps (about 30 MB at 384 dimensions).
 CACHE_SIZE = 20_000
-BACKENDS: tuple[str, ...] = ("torch", "torch-bf16", "torch-int8")
+BACKENDS: tuple[str, ...] = tuple(b for b in get_args(ModelBackend) if b != "auto")  # every backend but ``auto``
 # Largest cosine distance (1 - cosine) to float32 of a backend's vectors of the probe texts, beyond which an
 # index built with one backend is refused to queries with another. torch-bf16 measured 1.3e-4 at most
 # (BENCHMARKS.md), torch-int8 up to 0.22; 1e-3 keeps scores within ~0.045 of each other even in the worst direction.

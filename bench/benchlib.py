@@ -57,10 +57,10 @@ def vllm_server(settings, base_url: str | None = None, dtype: str | None = None)
     if base_url:
         yield base_url
         return
-    from assistant.llm.vllm_server import ServeOptions, default_dtype, start_server, stop_server
+    from assistant.llm.vllm_server import ServeOptions, start_server, stop_server
 
     serve_settings = settings.model_copy(update={"data_dir": CHECKOUT_SETTINGS.data_dir, "models_dir": CHECKOUT_SETTINGS.models_dir})
-    server = start_server(serve_settings, ServeOptions(port=free_port(), dtype=dtype or default_dtype()), background=True,
+    server = start_server(serve_settings, ServeOptions(port=free_port(), **({"dtype": dtype} if dtype else {})), background=True,
                           echo=lambda line: print(line, file=sys.stderr))
     try:
         yield server.base_url
