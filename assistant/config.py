@@ -85,7 +85,7 @@ class Settings(BaseSettings):
         "encoder); the same values as HELPMATE_EMBEDDING_BACKEND. auto (the default): torch-int8 on the CPU, the fastest "
         "at one message with SST-2 accuracy within 0.005 of float32 scored one message at a time (bench/embed.py, "
         "BENCHMARKS.md \"Embedding backends\"); HELPMATE_EMBEDDING_BACKEND's choice on a GPU. Batches (backfill, import) "
-        "run on HELPMATE_EMBEDDING_BACKEND: int8 lost 0.010 of SST-2 accuracy scored in batches.")
+        "run on HELPMATE_EMBEDDING_BACKEND, faster there in bfloat16 and as accurate as float32.")
     device: str = Field("cpu", description="torch device for in-process models: cpu or cuda.")
 
     chunk_tokens: int = Field(200, description="Word pieces per chunk, within the embedding model's 256-token window.")

@@ -12,8 +12,8 @@ pass. ``score`` is P(positive) - P(negative).
 Two workloads, two backends. The chat scores one short message at a time (``score``): there the
 encoder runs on ``HELPMATE_SENTIMENT_BACKEND`` (default int8 on the CPU, the fastest with SST-2 within
 0.005 of float32 when scored one message at a time), traced. Batches (backfill, import, ``helpmate
-sentiment score``) run eager on the embedding backend: int8's activation scales are set per batch, and
-scored in batches of 128 it lost 0.010 of SST-2 accuracy (bench/embed.py, BENCHMARKS.md "Embedding
+sentiment score``) run eager on the embedding backend, which is faster there and keeps float32's
+accuracy, while int8's activation scales are set per batch (bench/embed.py, BENCHMARKS.md "Embedding
 backends"). Sentiment vectors never meet an index, so neither has to match retrieval's.
 
 VADER's own rule-based scorer is kept as the baseline the model has to beat (``VaderBaseline``).
@@ -219,7 +219,7 @@ class SentimentModel:
 
         Eager transformers spends about half of a one-message forward pass in Python (module calls, mask
         preparation) rather than in arithmetic; a TorchScript trace of the same encoder runs the same
-        operations without it (int8: 1.9 against 4.0 ms per pass, BENCHMARKS.md "Embedding backends").
+        operations without it (int8: 2.19 against 4.33 ms per message, BENCHMARKS.md "Embedding backends").
         The trace is taken on one unpadded text and holds for exactly that, one text without padding, so
         batches stay eager (``score_batch``); tests/assistant/test_embedding_backends.py checks both agree."""
         torch = load_torch()

@@ -138,7 +138,7 @@ def test_one_message_scoring_in_int8_is_as_accurate_as_float32():
     """The chat scores one message at a time with the int8 encoder on the CPU (HELPMATE_SENTIMENT_BACKEND=auto,
     chosen by bench/embed.py for speed): scored that way, all of SST-2 dev must be as accurate as float32's
     (within the 0.005 the choice allowed). Batches stay on the embedding backend. int8 is not the same model:
-    about 6% of these sentences, ones the model is unsure of, change sign, in both directions."""
+    some of these sentences, ones the model is unsure of, change sign, in both directions."""
     settings = Settings(data_dir=Path("/tmp"))
     assert Settings.model_fields["sentiment_backend"].default == "auto"
     assert sentiment_backend(settings) == "torch-int8"
