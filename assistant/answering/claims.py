@@ -11,7 +11,7 @@ asserts the question, so it is read together with it. Passages are split the sam
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Sequence
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
@@ -36,8 +36,13 @@ _NEGATION = re.compile(r"\b(?:not|never|cannot|none|nothing|nor|no longer|neithe
 _YES_NO = re.compile(r"^\s*(yes|no)\b[,.!:;]?\s*", re.IGNORECASE)
 _NUMBER_WORDS = {
     "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7", "eight": "8",
-    "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "fifteen": "15", "twenty": "20", "thirty": "30",
+    "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "thirteen": "13", "fourteen": "14", "fifteen": "15",
+    "sixteen": "16", "seventeen": "17", "eighteen": "18", "nineteen": "19", "twenty": "20", "thirty": "30",
+    "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70", "eighty": "80", "ninety": "90",
 }
+_TENS = {w: int(_NUMBER_WORDS[w]) for w in ("twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")}
+_UNITS = {"one", "two", "three", "four", "five", "six", "seven", "eight", "nine"}
+_FULL_HOUR = re.compile(r"(?<=^\d)(?::00)+$|(?<=^\d\d)(?::00)+$")
 # Offers, pleasantries and the agent's own process, written by human agents around their answers.
 _PLEASANTRY = re.compile(
     r"^\W*(?:(?:yeah|yes|ok|okay|sure|absolutely|alright|all right|great|well|so|perfect|certainly)\W+)*(?:"
@@ -50,6 +55,12 @@ _PLEASANTRY = re.compile(
 # A question back or an offer run on without a full stop ("... at Dolores Park Any other question?") starts a new sentence.
 _RUN_ON = re.compile(r"(?<=[a-z0-9])\s+(?=(?:Any|Anything|Is there|Do you|Would you|Can I|Could I|Will that|Did you|Are you|"
                      r"How else|Let me|Please|Have a|Thank)\b)")
+# The same run on in lower case ("... but at a fee what else do you need?"): only a sentence that ends with a
+# question mark is split there, so a statement is never cut.
+_QUESTION_BACK = re.compile(r"\s+(?=(?:what else|how else|would (?:you|this|that)|should i|shall i|is there anything|"
+                            r"anything else|do you (?:need|want)|can i|could i|will that|does that)\b)", re.IGNORECASE)
+_QUESTION_OPENER = re.compile(r"^\W*(?:what|how|when|where|which|who|why|is|are|do|does|did|can|could|would|will|shall|"
+                              r"should|may|anything|any)\b", re.IGNORECASE)
 # Spoken replies put the answer after the process talk: "sure let me check here okay it says that they don't ...".
 _EVIDENCE = re.compile(r"\b(?:it says|says that|it shows|shows that|showing|i see that|looks like|(?:okay|ok|all right|alright) so)\b",
                        re.IGNORECASE)
@@ -92,9 +103,16 @@ def content_terms(text: str) -> set[str]:
 
 
 def numbers(text: str) -> set[str]:
-    """Numbers as written, with decimal commas as points and number words as digits ("two" → "2")."""
-    found = {n.replace(",", ".") for n in _NUMBER.findall(text)}
-    found |= {_NUMBER_WORDS[w] for w in (m.group(0).lower() for m in _WORD.finditer(text)) if w in _NUMBER_WORDS}
+    """Numbers as written, with decimal commas as points, full hours without their minutes ("8:00" → "8",
+    as "8 AM" says it) and number words as digits ("two" → "2", "forty five" → "45")."""
+    found = {_FULL_HOUR.sub("", n.replace(",", ".")) for n in _NUMBER.findall(text)}
+    words = [m.group(0).lower() for m in _WORD.finditer(text.replace("-", " "))]
+    for i, word in enumerate(words):
+        if word in _TENS:
+            unit = words[i + 1] if i + 1 < len(words) else ""
+            found.add(str(_TENS[word] + int(_NUMBER_WORDS[unit])) if unit in _UNITS else str(_TENS[word]))
+        elif word in _NUMBER_WORDS and not (i > 0 and words[i - 1] in _TENS and word in _UNITS):
+            found.add(_NUMBER_WORDS[word])
     return found
 
 
@@ -131,6 +149,7 @@ class Claim:
     evidence: str | None = None  # the passage sentence it matched best
     coverage: float = 0.0
     similarity: float = 0.0  # the verifier's score of the evidence (overlap rules: the embedding cosine)
+    also: list[int] = field(default_factory=list)  # other passages that support it (verifier)
     reason: str = ""
 
 
@@ -171,6 +190,18 @@ def units_of(passages: Sequence[Hit]) -> list[Unit]:
     return units
 
 
+def split_question_back(sentence: str) -> list[str]:
+    """A question that opens with a statement run on in lower case, as (statement, question back); else unchanged."""
+    if not sentence.rstrip().endswith("?"):
+        return [sentence]
+    if _QUESTION_OPENER.match(sentence):  # "Can I do anything else for you?" is one question
+        return [sentence]
+    for match in _QUESTION_BACK.finditer(sentence):
+        if len(_WORD.findall(sentence[:match.start()])) >= 3:
+            return [sentence[:match.start()].strip(), sentence[match.end():].strip()]
+    return [sentence]
+
+
 def is_pleasantry(sentence: str) -> bool:
     """An offer, thanks, or the agent's own process ("Let me check that for you."): nothing to verify."""
     return (len(_WORD.findall(sentence)) <= MAX_PLEASANTRY_WORDS and bool(_PLEASANTRY.match(sentence))
@@ -185,6 +216,7 @@ def answer_claims(answer: str, question: str | None, method: Method = "verifier"
     sentences = split_sentences(_LEAD_IN.sub("", answer.strip()))
     if method != "overlap":
         sentences = [part for sentence in sentences for part in _RUN_ON.split(sentence) if part.strip()]
+        sentences = [part for sentence in sentences for part in split_question_back(sentence)]
     for sentence in sentences:
         cited = cited_numbers(sentence)
         plain = strip_citations(sentence).strip(" \"'")

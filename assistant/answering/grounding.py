@@ -10,7 +10,8 @@ entity's snippets.
 * The answer is split into sentences. Questions back, offers and pleasantries ("Would you like me
   to book it?", "Let me know if you need anything else.") are not claims; every other sentence is.
   A bare "Yes, they do." says something only about the question, so it is checked read together
-  with the question; a bare value ("4.95 EUR.") fails (``MIN_CLAIM_WORDS``): it does not say what
+  with the question, against the passage the question asks about only (any other sentence that
+  seems to support it says something else); a bare value ("4.95 EUR.") fails (``MIN_CLAIM_WORDS``): it does not say what
   it is the value of. ``[n]`` markers are the passages a claim cites.
 * A claim is supported by a sentence of a cited passage (its headings as context) when
 
@@ -32,7 +33,7 @@ entity's snippets.
   is worth keeping once it is traced to a source. A claim *with* a citation must be supported by a
   passage it cites; citing a passage that does not say it is an error.
 * When the question is known, the answer must be about it: some claim, read under the headings of
-  the passage that supports it, has an embedding similarity of at least ``MIN_ANSWER_RELEVANCE``
+  a passage that supports it, has an embedding similarity of at least ``MIN_ANSWER_RELEVANCE``
   to the question. A copied passage about exchanges, given as the answer to a question about
   express delivery, is supported sentence by sentence and still no answer.
 * The answer is supported when it has at least one claim, every claim is supported and it is on topic.
@@ -181,6 +182,16 @@ class Grounder:
                    if (found := self._candidates(claim, units, headings, passage_terms))]
         if not weighed:
             return
+        if question and any(reading(claim.text, question) != claim.text for claim, _ in weighed):
+            asked = self._asked_passage(question, passages)
+            weighed = [(claim, [i for i in found if units[i].passage == asked])
+                       if reading(claim.text, question) != claim.text else (claim, found) for claim, found in weighed]
+            for claim, found in weighed:
+                if not found:
+                    claim.reason = f"a bare yes or no answers the question, and passage {asked}, which it asks about, does not say it"
+            weighed = [(claim, found) for claim, found in weighed if found]
+            if not weighed:
+                return
         # Only candidate units (and their claims) are embedded: most sentences of five passages hold
         # a number a claim lacks, and embedding them was most of the check's time.
         needed = sorted({i for _, found in weighed for i in found})
@@ -211,8 +222,16 @@ class Grounder:
             claim.supported = score >= self.min_score
             if claim.supported:
                 claim.support = unit.passage
+                claim.also = sorted({units[i].passage for (j, i), s in zip(owners, scores)
+                                     if j == k and s >= self.min_score and units[i].passage not in vetoed[k]} - {unit.passage})
             else:
                 claim.reason = f"no passage sentence supports it (best verifier score {score:.2f} < {self.min_score:.2f})"
+
+    def _asked_passage(self, question: str, passages: Sequence[Hit]) -> int:
+        """The passage the question asks about (closest under its headings): the only evidence for a bare
+        "Yes, they do.", which asserts the question itself; any other sentence supporting it says something else."""
+        vectors = self.embedder.encode([question] + [f"{heading(hit)}\n{hit.text}" for hit in passages], cache=True)
+        return int(np.argmax(vectors[1:] @ vectors[0])) + 1
 
     def _contradicted(self, readings: list[str], vectors: np.ndarray, units: list[Unit],
                       passages: Sequence[Hit]) -> list[set[int]]:
@@ -262,8 +281,10 @@ class Grounder:
             claim.supported, claim.support, claim.evidence = True, unit.passage, unit.text
 
     def _topicality(self, question: str, claims: list[Claim], passages: Sequence[Hit]) -> float:
-        """The best similarity of the question to a supported claim read under its evidence's headings."""
-        read = [f"{heading(passages[c.support - 1])}: {c.text}" for c in claims if c.support is not None]
+        """The best similarity of the question to a supported claim read under the headings of a passage
+        that supports it (its best evidence or another above the threshold: "you may cancel up to 24
+        hours" is supported by the FAQ entries on changes and on cancelling, and answers the latter)."""
+        read = [f"{heading(passages[n - 1])}: {c.text}" for c in claims if c.support is not None for n in [c.support, *c.also]]
         vectors = self.embedder.encode([question] + read, cache=True)
         return float((vectors[1:] @ vectors[0]).max())
 

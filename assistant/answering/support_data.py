@@ -27,7 +27,10 @@ and each reply gives two cases:
   train have one domain-wide entity, so their replies have no such case.
 
 The question is the snippet's FAQ question in both (the customer asked about this entity; in
-``other`` retrieval brought the wrong one).
+``other`` retrieval brought the wrong one). An ``other`` case is ``named`` when the reply or the
+question holds a distinctive word of the entity's name (``names_entity``): without one ("The Wi-Fi
+is free to access!" given another hotel whose Wi-Fi is free too), nothing in the texts the check
+reads says which entity the reply is about, and reports give both groups' rates.
 
 **Split rule** (``dstc9_part``): a hotel, restaurant or attraction goes wholly to one part, the
 ``fit`` part (verifier training) or the ``held_out`` part (every figure reported), by the parity of
@@ -41,6 +44,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Literal
@@ -51,6 +55,7 @@ Part = Literal["fit", "held_out", "all"]
 DSTC9_DOMAIN_WIDE = ("taxi", "train")
 DSTC9_OTHERS = 3  # snippets of the same entity beside the reply's own
 DSTC9_PASSAGES = 4  # passages of another entity in the "other" case
+_NAME_WORD = re.compile(r"[^\W_]+")
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class SupportCase:
     condition: str = "file"
     grounding: int | None = None  # DSTC9 "own" cases: the number of the passage the reply was written from
     entity: str | None = None  # DSTC9: the name of the entity the reply is about
+    named: bool | None = None  # DSTC9: whether the reply or the question names that entity (``names_entity``)
 
 
 @dataclass(frozen=True)
@@ -151,6 +157,24 @@ def load_dstc9(folder: Path) -> tuple[list[Reply], dict[tuple[str, str], list[Sn
     return replies, entities
 
 
+def _distinctive_words(entities: dict[tuple[str, str], list[Snippet]]) -> dict[str, set[str]]:
+    """Per entity name, its words that name it: not in more than 2% of all names ("hotel", "the", "house")."""
+    names = {snippets[0].entity_name for snippets in entities.values() if snippets}
+    words = {name: set(_NAME_WORD.findall(name.lower())) for name in names}
+    frequency: dict[str, int] = {}
+    for found in words.values():
+        for word in found:
+            frequency[word] = frequency.get(word, 0) + 1
+    return {name: {w for w in found if frequency[w] <= max(1, 0.02 * len(names))} for name, found in words.items()}
+
+
+def names_entity(text: str, distinctive: set[str]) -> bool:
+    """Whether ``text`` holds one of an entity's distinctive name words: only then can a reader of
+    passages about another entity tell that the text is not about that one."""
+    found = set(_NAME_WORD.findall(text.lower()))
+    return bool(found & distinctive)
+
+
 def file_hashes(folder: Path) -> dict[str, str]:
     """SHA-256 of the DSTC9 files, for metadata that says exactly what was used."""
     return {name: hashlib.sha256((Path(folder) / name).read_bytes()).hexdigest() for name in ("knowledge.json", "labels.json")}
@@ -190,6 +214,7 @@ def dstc9_cases(folder: Path, part: Part = "held_out", seed: int = 0, limit: int
     from assistant.answering.claims import content_terms
 
     terms = {s: content_terms(f"{s.title} {s.body}") for s in needed}
+    distinctive = _distinctive_words(entities)
     cases = []
     for reply in chosen:
         snippet = reply.snippet
@@ -199,6 +224,7 @@ def dstc9_cases(folder: Path, part: Part = "held_out", seed: int = 0, limit: int
                                  own.index(snippet) + 1, snippet.entity_name))
         if reply in others:
             wrong = _nearest(snippet, entities[others[reply]], terms, DSTC9_PASSAGES)
+            named = names_entity(f"{reply.text} {snippet.title}", distinctive.get(snippet.entity_name, set()))
             cases.append(SupportCase([s.hit(n) for n, s in enumerate(wrong, start=1)], reply.text, False, snippet.title,
-                                     "other", None, snippet.entity_name))
+                                     "other", None, snippet.entity_name, named))
     return cases

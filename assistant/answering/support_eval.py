@@ -32,8 +32,8 @@ def evaluate_support(cases: Sequence[SupportCase], grounder, progress: Callable[
         if progress:
             progress(n)
     result = {**_rates(cases, verdicts), "conditions": {}}
-    for condition in sorted({c.condition for c in cases}):
-        chosen = [(c, v) for c, v in zip(cases, verdicts) if c.condition == condition]
+    for condition in sorted({_condition(c) for c in cases} | {c.condition for c in cases}):
+        chosen = [(c, v) for c, v in zip(cases, verdicts) if condition in (c.condition, _condition(c))]
         result["conditions"][condition] = _rates([c for c, _ in chosen], [v for _, v in chosen])
     ordered = sorted(times)
     result["ms_per_answer"] = {"median": round(statistics.median(ordered), 2) if ordered else None,
@@ -42,6 +42,13 @@ def evaluate_support(cases: Sequence[SupportCase], grounder, progress: Callable[
     if examples:
         result["wrong"] = wrong
     return result
+
+
+def _condition(case: SupportCase) -> str:
+    """The case's condition, split where known by whether the reply or question names its entity."""
+    if case.named is None:
+        return case.condition
+    return f"{case.condition}, {'named' if case.named else 'unnamed'}"
 
 
 def _rates(cases: Sequence[SupportCase], verdicts: Sequence[bool]) -> dict:

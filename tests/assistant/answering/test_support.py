@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from assistant.answering.claims import answer_claims
+from assistant.answering.claims import answer_claims, numbers
 from assistant.answering.grounding import Grounder
-from assistant.answering.support_data import dstc9_cases, dstc9_part, load_dstc9, read_cases
+from assistant.answering.support_data import dstc9_cases, dstc9_part, load_dstc9, names_entity, read_cases
 from assistant.answering.verifier import Verifier, get_verifier
 from assistant.retrieval.types import Hit
 from tests.conftest import SHARED
@@ -61,6 +61,7 @@ def grounder(embedder) -> Grounder:
     ("Is parking available?", "Yes, they do. Would you like me to book a room?"),  # a bare yes, read with the question
     ("Is parking available?", "Sure, let me check that for you. Yes, there is free parking at the property!"),
     ("What time is check-in?", "You can check in between 3 pm and 10 pm."),
+    ("What time is check-in?", "Check-in starts at 3:00 PM and ends at ten."),  # a full hour written two ways, a number word
 ])
 def test_human_paraphrases_are_accepted(grounder, question, reply):
     report = grounder.check(reply, HOTEL, question)
@@ -111,6 +112,62 @@ def test_questions_offers_and_pleasantries_are_not_claims():
     assert claims == []  # a bare yes without the question asserts nothing checkable
 
 
+TAXI = _faq(
+    "Taxi",
+    ("What is the cancellation policy?", "You are able to cancel for free up to 24 hours in advance, we will charge "
+                                         "10 GBP after the cancellation time frame."),
+    ("Can I make changes to my booking later?", "When the cancellation period (up to 24 hours in advance) is over, only "
+                                                "minor changes can be made to booking arrangements."),
+    ("How much data is included with the onboard wifi?", "Data is limited to 50MB per day with no option of additional data."),
+)
+
+
+def test_an_answer_is_on_topic_through_any_passage_that_supports_it(grounder):
+    """Supported by the entries on changes and on cancelling, the reply answers the question about the latter."""
+    reply = "Yes, you may cancel up to 24 hours for free, only minor changes are allowed after this time frame."
+    report = grounder.check(reply, TAXI, "What is the cancellation policy?")
+    assert report.supported, report.reason
+
+
+def test_a_leading_yes_to_a_what_question_affirms_nothing():
+    from assistant.answering.verifier import Statement
+
+    claim = "Yes, there is a daily data limit of 50 MB."
+    vector = np.zeros(3, dtype=np.float32)
+    assert Statement(claim, vector, set(), question="How much data is included with the onboard wifi?").lead is None
+    assert Statement(claim, vector, set(), question="Is there a data limit?").lead == "yes"
+
+
+def test_a_bare_yes_is_checked_against_the_passage_the_question_asks_about(grounder):
+    report = grounder.check("Yes, they do.", HOTEL, "Is there breakfast?")
+    assert not report.supported and "passage 1" in report.reason
+
+
+def test_numbers_are_read_as_people_write_them():
+    assert numbers("open 8:00AM to 8:00PM") == {"8"} and numbers("8 am to 10:30 pm") == {"8", "10:30"}
+    assert numbers("forty five dollars") == numbers("forty-five") == {"45"} and numbers("twenty") == {"20"}
+
+
+def test_a_statement_run_on_into_a_question_back_in_lower_case_is_a_claim():
+    _, claims = answer_claims("a variety of breakfast options are available but at a fee what else do you need?", "q?")
+    assert [c.text for c in claims] == ["a variety of breakfast options are available but at a fee"]
+    _, claims = answer_claims("Unfortunately you cannot reserve a seat. Can I do anything else for you?", "q?")
+    assert [c.text for c in claims] == ["Unfortunately you cannot reserve a seat."]
+
+
+@needs_dstc9
+def test_wrong_entity_cases_are_reported_by_whether_the_reply_or_question_names_the_entity(grounder):
+    from assistant.answering.support_eval import evaluate_support
+
+    cases = dstc9_cases(DSTC9, "held_out", seed=1, limit=30)
+    other = [c for c in cases if c.condition == "other"]
+    assert {c.named for c in other} == {True, False} and all(c.named is None for c in cases if c.condition == "own")
+    assert not names_entity("The Wi-Fi is free to access!", {"gonville"})
+    assert names_entity("The Gonville has free Wi-Fi.", {"gonville"})
+    conditions = evaluate_support(cases, grounder)["conditions"]
+    assert conditions["other, named"]["should_reject"] + conditions["other, unnamed"]["should_reject"] == len(other)
+
+
 @needs_dstc9
 def test_dstc9_split_keeps_each_entity_in_one_part():
     replies, _ = load_dstc9(DSTC9)
@@ -138,7 +195,8 @@ def test_the_shipped_verifier_records_how_it_was_made(embedder):
     # The rates measured at training time on a sample of the held-out part are recorded, not asserted here:
     # test_held_out_human_replies_are_accepted_... computes them, and BENCHMARKS.md has a larger run.
     held_out = metadata["metrics"]["held_out"]
-    assert held_out["should_accept"] == metadata["metrics"]["held_out_limit"] and held_out["should_reject"] > 100
+    limit = metadata["metrics"]["held_out_limit"]  # None: the whole held-out part
+    assert held_out["should_accept"] == (limit or held_out["should_accept"]) and held_out["should_reject"] > 100
     assert 0 <= held_out["accepted"] <= 1 and 0 <= held_out["rejected"] <= 1
 
 
