@@ -59,8 +59,10 @@ _RUN_ON = re.compile(r"(?<=[a-z0-9])\s+(?=(?:Any|Anything|Is there|Do you|Would 
 # question mark is split there, so a statement is never cut.
 _QUESTION_BACK = re.compile(r"\s+(?=(?:what else|how else|would (?:you|this|that)|should i|shall i|is there anything|"
                             r"anything else|do you (?:need|want)|can i|could i|will that|does that)\b)", re.IGNORECASE)
-_QUESTION_OPENER = re.compile(r"^\W*(?:what|how|when|where|which|who|why|is|are|do|does|did|can|could|would|will|shall|"
-                              r"should|may|anything|any)\b", re.IGNORECASE)
+_YES_NO_OPENERS = ("is|are|was|were|am|do|does|did|can|could|will|would|shall|should|may|might|have|has|had|"
+                   "isn't|aren't|don't|doesn't")
+_ASKS_YES_NO = re.compile(rf"^\W*(?:{_YES_NO_OPENERS})\b", re.IGNORECASE)
+_QUESTION_OPENER = re.compile(rf"^\W*(?:what|how|when|where|which|who|why|anything|any|{_YES_NO_OPENERS})\b", re.IGNORECASE)
 # Spoken replies put the answer after the process talk: "sure let me check here okay it says that they don't ...".
 _EVIDENCE = re.compile(r"\b(?:it says|says that|it shows|shows that|showing|i see that|looks like|(?:okay|ok|all right|alright) so)\b",
                        re.IGNORECASE)
@@ -188,6 +190,11 @@ def units_of(passages: Sequence[Hit]) -> list[Unit]:
                 units.append(Unit(number, sentence, content_terms(sentence) | context_terms,
                                   numbers(sentence) | context_numbers, polarity(sentence), scope))
     return units
+
+
+def asks_yes_or_no(question: str) -> bool:
+    """Whether a question asks yes or no ("Is there ...?", "Do you ...?"), not what, when or how."""
+    return bool(_ASKS_YES_NO.match(question))
 
 
 def split_question_back(sentence: str) -> list[str]:

@@ -11,8 +11,8 @@ entity's snippets.
   to book it?", "Let me know if you need anything else.") are not claims; every other sentence is.
   A bare "Yes, they do." says something only about the question, so it is checked read together
   with the question, against the passage the question asks about only (any other sentence that
-  seems to support it says something else); a bare value ("4.95 EUR.") fails (``MIN_CLAIM_WORDS``): it does not say what
-  it is the value of. ``[n]`` markers are the passages a claim cites.
+  seems to support it says something else); a bare value ("4.95 EUR.") fails (``MIN_CLAIM_WORDS``):
+  it does not say what it is the value of. ``[n]`` markers are the passages a claim cites.
 * A claim is supported by a sentence of a cited passage (its headings as context) when
 
   - every number in the claim occurs there (a wrong price or deadline is the costliest error, so
@@ -182,20 +182,24 @@ class Grounder:
                    if (found := self._candidates(claim, units, headings, passage_terms))]
         if not weighed:
             return
-        if question and any(reading(claim.text, question) != claim.text for claim, _ in weighed):
+        readings = [reading(claim.text, question) for claim, _ in weighed]
+        if any(text != claim.text for text, (claim, _) in zip(readings, weighed)):
             asked = self._asked_passage(question, passages)
-            weighed = [(claim, [i for i in found if units[i].passage == asked])
-                       if reading(claim.text, question) != claim.text else (claim, found) for claim, found in weighed]
-            for claim, found in weighed:
-                if not found:
-                    claim.reason = f"a bare yes or no answers the question, and passage {asked}, which it asks about, does not say it"
-            weighed = [(claim, found) for claim, found in weighed if found]
-            if not weighed:
+            kept = []
+            for text, (claim, found) in zip(readings, weighed):
+                if text != claim.text:  # a bare yes or no, read with the question
+                    found = [i for i in found if units[i].passage == asked]
+                    if not found:
+                        claim.reason = (f"a bare yes or no asserts the question, and passage {asked}, which it asks "
+                                        "about, does not say it")
+                        continue
+                kept.append((text, (claim, found)))
+            if not kept:
                 return
+            readings, weighed = [text for text, _ in kept], [pair for _, pair in kept]
         # Only candidate units (and their claims) are embedded: most sentences of five passages hold
         # a number a claim lacks, and embedding them was most of the check's time.
         needed = sorted({i for _, found in weighed for i in found})
-        readings = [reading(claim.text, question) for claim, _ in weighed]
         vectors = self.embedder.encode([units[i].text for i in needed] + readings, cache=True)
         sides = {i: Statement(units[i].text, v, units[i].terms, units[i].scope) for i, v in zip(needed, vectors)}
         rows, owners = [], []

@@ -31,8 +31,9 @@ What it does not do well (BENCHMARKS.md measures it): a sentence vector hardly c
 negation, so a claim whose negation was flipped is caught by the word features only, and often
 not; a fact that another entity shares, stated without a name, is support as far as any reader
 of the passages can tell (on DSTC9's held-out part it rejects 0.98 of the wrong-entity cases whose
-reply or question names the entity and 0.60 of those that name none: BENCHMARKS.md); and on the demo questions it kept 7 of 42 wrong answers of the embedded
-135M model, so ``HELPMATE_SUPPORT_CHECK`` defaults to the word-overlap rules. A cross-encoder
+reply or question names the entity and 0.60 of those that name none: BENCHMARKS.md); and on the
+demo questions it kept 7 of 42 wrong answers of the embedded 135M model, so
+``HELPMATE_SUPPORT_CHECK`` defaults to the word-overlap rules. A cross-encoder
 (MiniLM reading both texts at once, LoRA, one epoch) was tried: it rejected fewer wrong-entity
 cases (0.60 of 300 held-out replies) and was slower.
 Numbers are not left to it: the check requires every number of a claim in its evidence.
@@ -48,6 +49,8 @@ from pathlib import Path
 
 import numpy as np
 
+from assistant.answering.claims import asks_yes_or_no
+
 WEIGHTS_DIR = Path(__file__).parent / "verifier_weights"
 HEAD_FILE = "head.safetensors"
 METADATA_FILE = "metadata.json"
@@ -56,8 +59,6 @@ NEGATION = re.compile(
     r"\b(?:not|no|never|none|nothing|nor|neither|without|cannot|unfortunately|unavailable|nobody|nowhere)\b|n['’]t\b",
     re.IGNORECASE)
 _LEAD = re.compile(r"^\W*(yes|yeah|yep|sure|absolutely|no|nope)\b", re.IGNORECASE)
-_YES_NO_QUESTION = re.compile(r"^\W*(?:is|are|was|were|do|does|did|can|could|will|would|shall|should|may|might|have|has|"
-                              r"had|am|isn't|aren't|don't|doesn't)\b", re.IGNORECASE)
 _CAPITALISED = re.compile(r"(?<![\w'’])[A-Z][\w'’&-]*")
 _TOKEN = re.compile(r"[^\W_]+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -94,7 +95,7 @@ class Statement:
         """The claim's leading yes or no; None when there is none or the question asks what, when or how
         (a "Yes, it is 50 MB a day." to "How much data is included?" affirms nothing)."""
         match = _LEAD.match(self.text)
-        if not match or (self.question and not _YES_NO_QUESTION.match(self.question)):
+        if not match or (self.question and not asks_yes_or_no(self.question)):
             return None
         return "no" if match.group(1).lower() in ("no", "nope") else "yes"
 
