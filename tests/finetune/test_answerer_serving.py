@@ -20,12 +20,12 @@ from assistant.llm.vllm_server import ServeOptions, served_adapters, server_comm
 from assistant.modelstore import LLM_NAME
 from finetune.answerer_training import AnswererConfig, train_resumable
 from tests.conftest import CHECKOUT_SETTINGS, _free_loopback_port
-from tests.finetune.test_answerer_training import CONFIG, base_model, parts, tiny  # noqa: F401  (fixtures)
+from tests.finetune.conftest import TINY_CONFIG
 
 
 @pytest.fixture(scope="module")
-def answerer(tiny, base_model, tmp_path_factory) -> Path:  # noqa: F811
-    run = train_resumable(tiny, base_model, tmp_path_factory.mktemp("answerer"), CONFIG, show_progress=False,
+def answerer(tiny, base_model, tmp_path_factory) -> Path:
+    run = train_resumable(tiny, base_model, tmp_path_factory.mktemp("answerer"), TINY_CONFIG, show_progress=False,
                           echo=lambda _: None)
     assert run is not None
     return Path(run.adapter_dir)
@@ -82,7 +82,7 @@ def test_vllm_serves_the_answerer_from_the_start_as_the_default_model(shipped):
             server.log_path.unlink(missing_ok=True)
 
 
-def test_an_answer_the_answerer_learned_is_kept_with_its_citation(base_model, tmp_path):  # noqa: F811
+def test_an_answer_the_answerer_learned_is_kept_with_its_citation(base_model, tmp_path):
     """The path from adapter to customer: a real adapter, trained here on one real DSTC9 FAQ entry among its
     entity's others, answers that question through the local backend, and the assistant's support check keeps
     the answer with the citation of the entry. (How well the adapter answers questions it never saw is

@@ -15,23 +15,14 @@ import torch
 from safetensors.torch import load_file
 
 from assistant.answering.prompts import SYSTEM_PROMPT
-from assistant.config import Settings
-from assistant.modelstore import require_llm
-from finetune.answerer_data import (REFUSAL, build_examples, dstc9_part, load_dstc9, squad_part, write_jsonl)
-from finetune.answerer_training import AnswererConfig, train_resumable
+from finetune.answerer_data import REFUSAL, dstc9_part, load_dstc9, squad_part
+from finetune.answerer_training import train_resumable
 from tests.conftest import SHARED
-from tests.finetune.test_training import MODELS_DIR
+from tests.finetune.conftest import DSTC9, SQUAD, TINY_CONFIG as CONFIG
 
-SQUAD = SHARED / "datasets" / "squad2" / "dev-v2.0.json"
-DSTC9 = SHARED / "datasets" / "dstc9_grounded_test"
 pytestmark = pytest.mark.needs(SQUAD.exists() and (DSTC9 / "labels.json").exists(),
                                reason=f"SQuAD 2.0 dev and DSTC9 are not in {SHARED / 'datasets'}")
 HELD_OUT_ARTICLES = {"Amazon_rainforest", "Huguenot", "Imperialism", "Packet_switching", "Rhine", "Southern_California", "Warsaw"}
-
-
-@pytest.fixture(scope="module")
-def parts():
-    return build_examples(SQUAD, DSTC9, "train", 0), build_examples(SQUAD, DSTC9, "held_out", 0)
 
 
 def _squad_articles() -> dict[str, str]:
@@ -76,25 +67,6 @@ def test_prompts_are_helpmates_and_targets_cite_the_answering_passage_or_refuse(
     squad_answers = [e for e in train if e.source == "squad2" and e.answerable]
     assert all(any(r.casefold() in e.messages[2]["content"].casefold() for r in e.references) for e in squad_answers[:200]), \
         "a SQuAD target is the passage sentence that holds the answer"
-
-
-@pytest.fixture(scope="module")
-def tiny(parts, tmp_path_factory) -> Path:
-    """Four short real examples (two answers, two refusals), as the training file."""
-    train, _ = parts
-    short = sorted(train, key=lambda e: (len(e.messages[1]["content"]), e.id))
-    chosen = [e for e in short if e.answerable][:2] + [e for e in short if not e.answerable][:2]
-    path = tmp_path_factory.mktemp("tiny") / "train.jsonl"
-    write_jsonl(chosen, path)
-    return path
-
-
-CONFIG = AnswererConfig(first_layer=27, batch_size=2, checkpoint_every=1, max_length=512)
-
-
-@pytest.fixture(scope="module")
-def base_model() -> Path:
-    return require_llm(Settings(data_dir=Path("/tmp"), models_dir=MODELS_DIR))
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
