@@ -3,8 +3,9 @@ and the run's real vLLM server (one test stops it and starts it again).
 
 32 clients stream at once against one API process: all complete, none errs, and each conversation
 holds exactly its question and the answer that client received (SQLite and PostgreSQL). Then the
-server is killed while streams are running: each client gets an error event in OpenAI's shape, every
-customer message is stored, and once the server is back the same conversations get answers again.
+server is killed while streams are running: each client still waiting gets an error event in
+OpenAI's shape, every customer message is stored, and once the server is back the same
+conversations get answers again.
 """
 
 from __future__ import annotations
@@ -57,8 +58,10 @@ def _stream(base: str, api_key: str, text: str, writing: threading.Event | None,
                                                     messages=[{"role": "user", "content": text}]):
             fields = chunk.model_extra.get("helpmate") or {}
             helpmate.update({k: v for k, v in fields.items() if k != "draft"})
-            if fields.get("draft") and writing is not None:
-                writing.set()  # the model is writing an answer
+            if fields.get("draft"):
+                result["drafted"] = True
+                if writing is not None:
+                    writing.set()  # the model is writing an answer
             content += chunk.choices[0].delta.content or ""
             if chunk.choices[0].finish_reason:
                 result["finished"] = True
@@ -127,26 +130,35 @@ def test_stopping_the_model_server_mid_stream_gives_each_client_an_error_and_ans
     before = _newest(settings)
     results, threads = _run_clients(clients, _stream, lambda i: (base, customer, questions[i], writing, None))
     assert writing.wait(600), results
-    model_server.pause()  # the first answer is being written; from now on no answer can finish
+    model_server.pause()  # the first answer is being written; from now on no unfinished answer can finish
     try:
         _every_stream_fails_and_keeps_its_message(settings, base, customer, questions, results, threads, before, model_server)
     finally:  # whatever failed, the run's other tests get their server back
         model_server.restart()
     resumed, threads = _run_clients(clients, _stream, lambda i: (
-        base, customer, "Thanks. " + questions[i], None, {key_: results[i]["body"]["helpmate"][key_]
+        base, customer, "Thanks. " + questions[i], None, {key_: _started(results[i])[key_]
                                                           for key_ in ("conversation_id", "conversation_secret")}))
     for thread in threads:
         thread.join(600)
     for index, result in enumerate(resumed):
         assert result.get("finished") and "error" not in result, result
-        conversation = results[index]["body"]["helpmate"]["conversation_id"]
-        assert _conversation(settings, conversation) == [("customer", questions[index]), ("customer", "Thanks. " + questions[index]),
-                                                         ("assistant", result["content"])]
+        earlier = [("assistant", results[index]["content"])] if results[index].get("finished") else []
+        assert _conversation(settings, _started(results[index])["conversation_id"]) == [
+            ("customer", questions[index]), *earlier, ("customer", "Thanks. " + questions[index]),
+            ("assistant", result["content"])]
+
+
+def _started(result: dict) -> dict:
+    """The conversation fields a client got, from its error body or from its finished stream."""
+    return result["body"]["helpmate"] if "body" in result else result["helpmate"]
 
 
 def _every_stream_fails_and_keeps_its_message(settings, base, customer, questions, results, threads, before, model_server):
-    """With the server frozen and then killed: each client gets the model_unavailable error, its message is stored
-    and no half answer; a new message while the server is down gets the same."""
+    """With the server frozen and then killed: each client still waiting for its answer gets the model_unavailable
+    error, its message is stored and no half answer; a new message while the server is down gets the same.
+
+    A short answer can be complete in the moment between the first draft token reaching its client and the
+    freeze: such a client finished before the server stopped, so its whole turn must be stored instead."""
     clients = len(questions)
     deadline = time.monotonic() + 300
     while _stored(settings, before) < clients:  # every turn has stored its message and is on its way to the model
@@ -156,8 +168,14 @@ def _every_stream_fails_and_keeps_its_message(settings, base, customer, question
     model_server.kill()
     for thread in threads:
         thread.join(300)
+    assert any(r.get("drafted") and not r.get("finished") for r in results), results  # a stream was cut mid-answer
     for index, result in enumerate(results):
-        assert "unexpected" not in result and not result.get("finished"), result
+        assert "unexpected" not in result, result
+        if result.get("finished"):
+            assert "error" not in result, result
+            assert _conversation(settings, result["helpmate"]["conversation_id"]) == [
+                ("customer", questions[index]), ("assistant", result["content"])]
+            continue
         assert "cannot answer just now" in result["error"] and result["body"]["code"] == "model_unavailable"
         assert result["helpmate"]["conversation_id"] == result["body"]["helpmate"]["conversation_id"]  # the stream had begun
         conversation = result["body"]["helpmate"]["conversation_id"]
