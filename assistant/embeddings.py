@@ -86,9 +86,10 @@ def resolve_backend(settings: Settings) -> str:
     return "torch-bf16" if settings.device == "cpu" and cpu_has_bf16() else "torch"
 
 
-def apply_backend(module, backend: str):
+def apply_backend(module, backend: str, inplace: bool = False):
     """``module`` ready to run under ``backend``: bfloat16 converts it in place, int8 quantises a copy of its
-    linear layers, float32 leaves it as is. Outputs of a bfloat16 module are bfloat16; callers turn them into
+    linear layers (``inplace``: the module itself, for a caller that already holds a private copy), float32
+    leaves it as is. Outputs of a bfloat16 module are bfloat16; callers turn them into
     float32 (sentence-transformers does for ``encode``)."""
     import torch
 
@@ -96,7 +97,7 @@ def apply_backend(module, backend: str):
         return module.to(torch.bfloat16)
     if backend != "torch-int8":
         return module
-    return quantize_dynamic_int8(module)
+    return quantize_dynamic_int8(module, inplace=inplace)
 
 
 def quantize_dynamic_int8(module, inplace: bool = False):

@@ -136,7 +136,7 @@ class SentimentModel:
         self.one_text_backend = one_text_backend or backend
         encoder = encoder.eval()
         separate = self.one_text_backend != backend
-        one_text = apply_backend(copy.deepcopy(encoder), self.one_text_backend) if separate else None
+        one_text = apply_backend(copy.deepcopy(encoder), self.one_text_backend, inplace=True) if separate else None
         self.encoder = apply_backend(encoder, backend)
         self._one_text_encoder = one_text if separate else self.encoder
         self.tokenizer = tokenizer
