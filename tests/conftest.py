@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -179,16 +180,24 @@ def _free_loopback_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def vllm_server():
-    """One real vLLM server for the whole test run, started as `helpmate serve-model --background`
-    does; yields its base URL. The first run in a checkout installs vLLM into the checkout's
-    <data_dir>/vllm-venv (minutes); later runs reuse it."""
+@contextmanager
+def running_vllm(settings, echo=print):
+    """A real vLLM server started as `helpmate serve-model --background` does, on a free loopback port;
+    stopped (with its engine processes) and its log removed on leaving."""
     from assistant.llm.vllm_server import ServeOptions, start_server, stop_server
 
-    settings = CHECKOUT_SETTINGS.model_copy(update={"vllm_api_key": "EMPTY"})
-    server = start_server(settings, ServeOptions(port=_free_loopback_port()), background=True)
-    yield server.base_url
-    stop_server(settings, server)
-    if server.log_path:
-        server.log_path.unlink(missing_ok=True)
+    server = start_server(settings, ServeOptions(port=_free_loopback_port()), background=True, echo=echo)
+    try:
+        yield server
+    finally:
+        stop_server(settings, server)
+        if server.log_path:
+            server.log_path.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session")
+def vllm_server():
+    """One real vLLM server for the whole test run (``running_vllm``); yields its base URL. The first run in a
+    checkout installs vLLM into the checkout's <data_dir>/vllm-venv (minutes); later runs reuse it."""
+    with running_vllm(CHECKOUT_SETTINGS.model_copy(update={"vllm_api_key": "EMPTY"})) as server:
+        yield server.base_url

@@ -16,10 +16,10 @@ from assistant.llm import versions
 from assistant.llm.base import GenerationOptions
 from assistant.llm.versions import ANSWERER_NAME, default_model
 from assistant.llm.vllm import VLLMChatModel
-from assistant.llm.vllm_server import ServeOptions, served_adapters, server_command, start_server, stop_server
+from assistant.llm.vllm_server import ServeOptions, served_adapters, server_command
 from assistant.modelstore import LLM_NAME
 from finetune.answerer_training import AnswererConfig, train_resumable
-from tests.conftest import CHECKOUT_SETTINGS, _free_loopback_port
+from tests.conftest import CHECKOUT_SETTINGS, running_vllm
 from tests.finetune.conftest import TINY_CONFIG
 
 
@@ -65,8 +65,7 @@ def test_the_local_backend_merges_the_answerer(shipped, tmp_path):
 @pytest.mark.slow
 def test_vllm_serves_the_answerer_from_the_start_as_the_default_model(shipped):
     settings = CHECKOUT_SETTINGS.model_copy(update={"answerer": "adapter", "vllm_api_key": "EMPTY"})
-    server = start_server(settings, ServeOptions(port=_free_loopback_port()), background=True, echo=lambda _: None)
-    try:
+    with running_vllm(settings, echo=lambda _: None) as server:
         with urllib.request.urlopen(f"{server.base_url}/models", timeout=30) as response:
             served = {m["id"]: m for m in json.load(response)["data"]}
         assert ANSWERER_NAME in served and served[ANSWERER_NAME].get("parent") == LLM_NAME
@@ -76,10 +75,6 @@ def test_vllm_serves_the_answerer_from_the_start_as_the_default_model(shipped):
         finally:
             model.close()
         assert text.strip()
-    finally:
-        stop_server(settings, server)
-        if server.log_path:
-            server.log_path.unlink(missing_ok=True)
 
 
 def test_an_answer_the_answerer_learned_is_kept_with_its_citation(base_model, tmp_path):
