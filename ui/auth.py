@@ -31,7 +31,7 @@ from typing import Any, Iterable, Literal, get_args
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, and_, func, select, true
 from sqlalchemy.orm import Session
 
 from assistant.access import AccessDenied, Caller, audit
@@ -238,11 +238,17 @@ def _wait_for(session: Session, matches: ColumnElement[bool], settings: Settings
 def login_wait(settings: Settings, name: str, client: str | None, now: datetime | None = None) -> float:
     """Seconds before ``name`` may try again from ``client`` (0: now). An unknown address (None, as
     Streamlit reports local connections) is not throttled as an address; the name still is."""
-    now = now or datetime.now(timezone.utc)
     with session_scope(settings) as session:
-        waits = [_wait_for(session, LoginAttempt.name == name[:200], settings, now)]
-        if client:
-            waits.append(_wait_for(session, LoginAttempt.client == client[:200], settings, now))
+        return _throttle_wait(session, name[:200], client, settings, now or datetime.now(timezone.utc))
+
+
+def _throttle_wait(session: Session, name: str, client: str | None, settings: Settings, now: datetime,
+                   besides: int | None = None) -> float:
+    """``login_wait`` in ``session``, not counting the attempt with id ``besides`` (the try being decided)."""
+    other = LoginAttempt.id != besides if besides is not None else true()
+    waits = [_wait_for(session, and_(LoginAttempt.name == name, other), settings, now)]
+    if client:
+        waits.append(_wait_for(session, and_(LoginAttempt.client == client[:200], other), settings, now))
     return max(waits)
 
 
@@ -262,16 +268,19 @@ def authenticate(name: str, password: str, settings: Settings, client: str | Non
     name or the address must wait. ``now`` is for tests; it defaults to the current time.
     """
     name, now = name.strip()[:200], now or datetime.now(timezone.utc)
-    wait = login_wait(settings, name, client, now)
-    if wait > 0:
-        with session_scope(settings) as session:
-            _audit_login(session, "login.throttled", name, "visitor", client, {"wait_s": round(wait, 1)}, now)
-        raise LoginThrottled(wait)
     with session_scope(settings) as session:
-        # Recorded as a failure before the (slow) hash check, so tries running in parallel count it.
+        # Recorded (as a failure until the password matches) and committed before the throttle is asked, so
+        # tries made at the same moment count each other: each sees every try committed before its own
+        # check, and no burst of simultaneous tries gets more than the free failures past the throttle.
         attempt = LoginAttempt(at=now, name=name, client=client[:200] if client else None, ok=False)
         session.add(attempt)
         session.commit()
+        wait = _throttle_wait(session, name, client, settings, now, besides=attempt.id)
+        if wait > 0:  # a refused try is not an attempt (it does not lengthen the wait), only audited
+            session.delete(attempt)
+            _audit_login(session, "login.throttled", name, "visitor", client, {"wait_s": round(wait, 1)}, now)
+            session.commit()
+            raise LoginThrottled(wait)
         user = session.scalar(select(User).where(User.name == name))
         stored = user.password_hash if user is not None and user.active else _DUMMY_HASH
         try:

@@ -107,6 +107,42 @@ def test_one_address_trying_many_names_is_slowed_down_and_others_are_not(db_sett
     assert (throttled.actor, throttled.client, throttled.role) == ("support", guesser, "visitor")
 
 
+def test_a_burst_of_simultaneous_tries_gets_no_more_than_the_free_failures_checked(db_settings):
+    """Tries sent at the same moment (a script guessing in parallel) must not all pass the throttle before
+    any of them is recorded: at most ``login_free_failures`` passwords are checked, the rest are refused
+    (tries in flight count against each other, so a burst may see all of them refused)."""
+    import threading
+
+    from ui.auth import LoginThrottled, add_user, authenticate
+
+    add_user("olivia", "right-password", "operator", db_settings)
+    tries, start = 8, threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def guess(number: int) -> None:
+        start.wait()
+        try:
+            outcomes.append("checked" if authenticate("olivia", f"guess-{number}", db_settings, now=_at(0)) is None
+                            else "let in")
+        except LoginThrottled:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=guess, args=(n,)) for n in range(tries)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(outcomes) == tries and "let in" not in outcomes
+    assert outcomes.count("checked") <= db_settings.login_free_failures, outcomes
+    with session_scope(db_settings) as session:  # refused tries leave no attempt behind, only their audit entry
+        assert len(session.scalars(select(LoginAttempt)).all()) == outcomes.count("checked")
+    actions = [action for action, _ in _actions(db_settings)]
+    assert actions.count("login.failed") == outcomes.count("checked")
+    assert actions.count("login.throttled") == outcomes.count("refused")
+    # The burst costs the owner no more than the ordinary wait after the free failures.
+    assert authenticate("olivia", "right-password", db_settings, now=_at(1)).name == "olivia"
+
+
 def test_user_changes_made_by_an_admin_are_audited_and_checked(settings):
     from assistant.access import AccessDenied
     from ui.auth import UserError, add_user, set_active, set_knowledge_bases
