@@ -1,6 +1,7 @@
 """The Helpmate web app (`helpmate ui`): chat for customers, a dashboard for operators, admin.
 
-Run with `streamlit run ui/app.py`; `helpmate ui` does that with the right options. The pages are
+Run with `helpmate ui`, or `streamlit run ui/app.py`: either way visitors get no error details and no
+developer toolbar (``HARDENED_OPTIONS``). The pages are
 files under ``ui/views``; the navigation below decides their order, titles and addresses.
 """
 
@@ -15,6 +16,15 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 import streamlit as st  # noqa: E402
+
+from ui.ui_cli import HARDENED_OPTIONS  # noqa: E402
+
+# `helpmate ui` passes these on the command line; started any other way, the app sets them. Options are
+# process-wide and a page's client options travel at the start of a run, so the run that sets them reruns.
+if any(st.get_option(option) != value for option, value in HARDENED_OPTIONS.items()):
+    for option, value in HARDENED_OPTIONS.items():
+        st.set_option(option, value)
+    st.rerun()
 
 # Not "pages": a pages/ folder beside the main script switches Streamlit to its old directory-based
 # navigation, which ignores st.navigation (titles, order, default page).

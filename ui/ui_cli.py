@@ -17,7 +17,9 @@ APP = Path(__file__).resolve().parent / "app.py"
 # What visitors must not get: tracebacks and exception messages (they name files and internals; the
 # server log keeps them), and the developer toolbar (Deploy, rerun, clear cache). The pages show their
 # own message for unexpected errors (ui.common.friendly_errors); this covers anything outside them.
-HARDENING = ["--client.showErrorDetails", "none", "--client.toolbarMode", "viewer"]
+# ui/app.py sets the same options itself, for a bare `streamlit run ui/app.py` (a container's entry point, say).
+HARDENED_OPTIONS = {"client.showErrorDetails": "none", "client.toolbarMode": "viewer"}
+HARDENING = [argument for option, value in HARDENED_OPTIONS.items() for argument in (f"--{option}", value)]
 
 
 def streamlit_command(port: int, host: str) -> list[str]:

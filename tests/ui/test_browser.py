@@ -207,3 +207,30 @@ def test_a_visitor_asking_for_another_conversation_gets_no_transcript(app_url, p
     shown = page.locator("[data-testid='stChatMessage']").all_inner_texts()
     assert not any(secret in text for secret in secrets for text in shown), shown
 
+
+
+def test_a_bare_streamlit_run_of_the_app_shows_no_deploy_button_either(page, tmp_path):
+    """Started as `streamlit run ui/app.py` without `helpmate ui`'s flags (a container's entry point, say),
+    the app sets the hardening options itself, so even the first visitor gets no developer toolbar."""
+    import sys
+
+    from tests.conftest import REPO
+
+    port, log = _free_port(), tmp_path / "streamlit.log"
+    env = {**os.environ, "HELPMATE_DATA_DIR": str(tmp_path / "data")}
+    with open(log, "w") as handle:
+        process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "ui" / "app.py"),
+                                    "--server.headless", "true", "--server.port", str(port)],
+                                   env=env, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}", process, log)
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.get_by_text("No knowledge base has been ingested yet").wait_for()  # the chat page ran
+        assert page.locator("[data-testid='stAppDeployButton']").count() == 0
+        assert page.get_by_role("button", name="Deploy").count() == 0
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
