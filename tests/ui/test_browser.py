@@ -49,6 +49,14 @@ def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout: float
     pytest.fail(f"streamlit did not answer on {url} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 @pytest.fixture(scope="module")
 def demo_data(tmp_path_factory, embedder):
     from assistant.config import get_settings
@@ -78,11 +86,7 @@ def app_url(demo_data: UIData):
         _wait_healthy(url, process, log)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        _stop(process)
 
 
 @pytest.fixture(scope="module")
@@ -229,8 +233,4 @@ def test_a_bare_streamlit_run_of_the_app_shows_no_deploy_button_either(page, tmp
         assert page.locator("[data-testid='stAppDeployButton']").count() == 0
         assert page.get_by_role("button", name="Deploy").count() == 0
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        _stop(process)
