@@ -212,7 +212,6 @@ def test_a_visitor_asking_for_another_conversation_gets_no_transcript(app_url, p
     assert not any(secret in text for secret in secrets for text in shown), shown
 
 
-
 def test_a_bare_streamlit_run_of_the_app_shows_no_deploy_button_either(page, tmp_path):
     """Started as `streamlit run ui/app.py` without `helpmate ui`'s flags (a container's entry point, say),
     the app sets the hardening options itself, so even the first visitor gets no developer toolbar."""
