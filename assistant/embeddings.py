@@ -100,13 +100,35 @@ def apply_backend(module, backend: str, inplace: bool = False):
     return quantize_dynamic_int8(module, inplace=inplace)
 
 
+# Warnings libraries give about what Helpmate does on purpose: eager int8 quantisation (deprecated in
+# favour of torchao), tracing the one-text encoder (deprecated in favour of torch.compile; its Python
+# branches fixed for one unpadded text, as intended), a transformers 5 deprecation inside peft's merge.
+_KNOWN_WARNINGS = (
+    (DeprecationWarning, r"torch\.ao\.quantization is deprecated"),
+    (UserWarning, r"torch\.quantize_per_tensor, torch\.quantize_per_channel"),
+    (Warning, r"Converting a tensor to a Python"),  # torch.jit.TracerWarning
+    (DeprecationWarning, r"`torch\.jit\.trace(_method)?` is deprecated"),
+    (FutureWarning, r"`is_gradient_checkpointing` is deprecated"),
+)
+
+
+def silence_known_warnings() -> None:
+    """Filter out ``_KNOWN_WARNINGS``, and only those, so they stay out of the chat's log.
+
+    A ``warnings.catch_warnings()`` block silencing everything would do it for every thread of the
+    chat server while it lasts, and can restore a stale filter list when two threads overlap. These
+    filters are permanent and narrow; adding one again replaces it, so calls are cheap and repeatable.
+    """
+    for category, message in _KNOWN_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+
+
 def quantize_dynamic_int8(module, inplace: bool = False):
     """PyTorch dynamic int8 quantisation of ``module``'s linear layers (activations quantised per call; CPU)."""
     import torch
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # PyTorch marks eager quantisation deprecated in favour of torchao
-        return torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8, inplace=inplace)
+    silence_known_warnings()
+    return torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8, inplace=inplace)
 
 
 class Embedder:

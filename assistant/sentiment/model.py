@@ -27,7 +27,6 @@ import copy
 import json
 import os
 import threading
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence
@@ -35,7 +34,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from assistant.config import Settings
-from assistant.embeddings import Embedder, apply_backend, get_embedder, resolve_backend
+from assistant.embeddings import Embedder, apply_backend, get_embedder, resolve_backend, silence_known_warnings
 from assistant.modelstore import embedding_model_path
 
 LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
@@ -248,17 +247,17 @@ def load_encoder(path: Path, device: str = "cpu"):
 
 @contextlib.contextmanager
 def quiet_transformers():
-    """transformers' log lines, progress bars and warnings silenced: loading and tracing talk about what is
-    meant (unused pooler weights, Python branches fixed for one text), and a chat's log shows none of it."""
+    """transformers' log lines and progress bars silenced, and the known warnings filtered
+    (``silence_known_warnings``): loading and tracing talk about what is meant (unused pooler weights,
+    Python branches fixed for one text), and a chat's log shows none of it."""
     from transformers.utils import logging as hf_logging
 
+    silence_known_warnings()
     verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
+        yield
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:

@@ -157,6 +157,32 @@ def test_one_message_scoring_in_int8_is_as_accurate_as_float32():
         update={"sentiment_backend": resolve_backend(settings)})).score_batch(sst2.texts[:50])]
 
 
+def test_loading_and_tracing_silence_only_the_known_warnings(monkeypatch):
+    """Loading the model (int8 copy, peft merge) and tracing its one-text encoder leave nothing in a chat's
+    log, yet every other warning stays audible meanwhile: the chat server runs many threads, and
+    silencing all warnings around the trace (as before) silenced them for every thread."""
+    import warnings
+
+    import torch
+
+    blanket = ("ignore", None, Warning, None, 0)
+    during_trace = []
+    trace = torch.jit.trace
+
+    def trace_noting_filters(*args, **kwargs):
+        during_trace.append(blanket in warnings.filters)
+        return trace(*args, **kwargs)
+
+    monkeypatch.setattr(torch.jit, "trace", trace_noting_filters)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = SentimentModel.load(None, Settings(data_dir=Path("/tmp"), sentiment_backend="torch-int8"))
+        assert model.score("The parcel never arrived and nobody answers.").label == "negative"
+        warnings.warn("another part of the server warns", UserWarning)
+    assert during_trace == [False]
+    assert [str(w.message) for w in caught] == ["another part of the server warns"]
+
+
 def test_shipped_model_meets_the_sst2_goal_and_names_its_data(model):
     """SST-2 dev >= 0.85, as recorded by `helpmate sentiment train`, and the training files are the ones recorded."""
     assert model.metadata["metrics"]["sst2_dev"]["helpmate"]["accuracy"] >= 0.85
