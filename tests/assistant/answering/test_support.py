@@ -19,7 +19,7 @@ from assistant.answering.grounding import Grounder
 from assistant.answering.support_data import dstc9_cases, dstc9_part, load_dstc9, names_entity, read_cases
 from assistant.answering.verifier import Verifier, get_verifier
 from assistant.retrieval.types import Hit
-from tests.conftest import SHARED
+from tests.conftest import REPO, SHARED
 from ui.cli import app
 
 DSTC9 = SHARED / "datasets" / "dstc9_grounded_test"
@@ -186,6 +186,27 @@ def test_held_out_human_replies_are_accepted_with_their_snippet_and_rejected_wit
     other = [grounder.check(c.answer, c.passages, c.question).supported for c in cases if c.condition == "other"]
     assert len(own) == 40 and len(other) > 20
     assert sum(own) / len(own) >= 0.8 and sum(not v for v in other) / len(other) >= 0.85
+
+
+@needs_dstc9
+def test_every_wrong_entity_reply_the_check_accepts_is_labelled_by_hand():
+    """bench/wrong_entity.py joins the held-out wrong-entity replies the shipped check accepts with the
+    hand labels of bench/dstc9_wrong_entity.jsonl: every one must have a label (a change to the check
+    that accepts new ones must label them, by the rules in the script), and the bound it prints is the
+    reject rate left once the replies the passages state are accepted."""
+    import subprocess
+    import sys
+
+    labels = [json.loads(line) for line in (REPO / "bench" / "dstc9_wrong_entity.jsonl").read_text().splitlines()]
+    assert {row["label"] for row in labels} <= {"stated", "names another entity", "topic absent", "contradicted", "adds a fact"}
+    run = subprocess.run([sys.executable, str(REPO / "bench" / "wrong_entity.py"), "--json"], capture_output=True,
+                         text=True, timeout=600, check=True)
+    result = json.loads(run.stdout)
+    assert result["unlabelled"] == [], result["unlabelled"]
+    assert result["accepted"] == sum(result["accepted_by_label"].values()) > 0
+    stated = result["accepted_by_label"]["stated"]
+    assert result["most_a_check_accepting_stated_replies_rejects"] == round(1 - stated / result["cases"], 3)
+    assert result["rejected"] <= result["most_a_check_accepting_stated_replies_rejects"]
 
 
 def test_the_shipped_verifier_records_how_it_was_made(embedder):
