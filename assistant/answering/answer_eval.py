@@ -14,7 +14,10 @@ when it sets ``expected_source``/``source`` or ``reference``/``answer`` to null 
 ``summarize`` reports what the issue asks of a grounded answerer: the share of each answer kind,
 the share of the model's answers the support check kept, term containment, first-citation
 accuracy, refusals of unanswerable questions, token-F1 and ROUGE-L against references, latency,
-and the refusal gate's trade-off at thresholds around the setting. ``model_token_f1`` scores the
+and the refusal gate's trade-off at thresholds around the setting. Two ceilings say how much of a
+miss is retrieval's: ``passages_hold_expected_source`` (the expected source is among the passages
+the model was shown, which first-citation accuracy cannot exceed) and ``passages_hold_terms``
+(every expected term stands in those passages, which term containment cannot exceed). ``model_token_f1`` scores the
 model's own text, before the support check replaces it, against the references: the answer
 figures above hardly move when most model answers are replaced, so two models (or one model in two
 precisions) are compared by it. Token-F1 and ROUGE-L are
@@ -143,6 +146,9 @@ def answer_questions(assistant, kb: str, questions: list[Question], progress: Ca
             "contains": _contains(answer.text, item.must_contain) if item.must_contain else None,
             "model_contains": _contains(answer.generated_text, item.must_contain) if item.must_contain else None,
             "first_citation_ok": is_source(first, item.expected_source) if item.expected_source else None,
+            "source_shown": any(is_source(h.source, item.expected_source) for h in answer.retrieved)
+            if item.expected_source else None,
+            "terms_shown": _contains(" ".join(h.text for h in answer.retrieved), item.must_contain) if item.must_contain else None,
         }
         if baseline is not None and checked:
             report = baseline.check(answer.generated_text, answer.retrieved, answer.rewritten_question)
@@ -192,6 +198,8 @@ def summarize(records: list[dict], min_relevance: float) -> dict:
         "answerable_answered": _share(sum(r["kind"] != "refusal" for r in answerable), len(answerable)),
         "term_containment": _share(sum(r["contains"] for r in with_terms), len(with_terms)),
         "first_citation_accuracy": _share(sum(r["first_citation_ok"] for r in with_source), len(with_source)),
+        "passages_hold_expected_source": _share(sum(bool(r.get("source_shown")) for r in with_source), len(with_source)),
+        "passages_hold_terms": _share(sum(bool(r.get("terms_shown")) for r in with_terms), len(with_terms)),
         "unanswerable_refused": _share(sum(r["kind"] == "refusal" for r in unanswerable), len(unanswerable)),
         "token_f1": _mean([r["f1"] for r in with_reference]),
         "rouge_l": _mean([r["rouge_l"] for r in with_reference]),

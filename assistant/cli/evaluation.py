@@ -152,6 +152,8 @@ def answers(
                        ("answerable questions answered", "answerable_answered"),
                        ("answers containing every expected term", "term_containment"),
                        ("first citation is the expected source", "first_citation_accuracy"),
+                       ("expected source among passages (ceiling)", "passages_hold_expected_source"),
+                       ("every expected term in passages (ceiling)", "passages_hold_terms"),
                        ("unanswerable questions refused", "unanswerable_refused"),
                        ("token-F1 against references", "token_f1"), ("ROUGE-L against references", "rouge_l"),
                        ("model's own text: token-F1 (before the check)", "model_token_f1")):

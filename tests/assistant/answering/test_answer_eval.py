@@ -54,6 +54,9 @@ def test_metrics():
     assert result["first_citation_accuracy"] == 0.5 and result["unanswerable_refused"] == 1.0
     assert result["token_f1"] == 0.75 and result["rouge_l"] == 0.625 and result["latency_ms_median"] == 20.0
     assert result["model_token_f1"] == 0.2  # only where the model wrote something (the first record has no model_f1)
+    records[1] |= {"source_shown": True, "terms_shown": False}  # retrieval found the source, the passages lack the terms
+    ceilings = summarize(records, 0.4)
+    assert ceilings["passages_hold_expected_source"] == 0.5 and ceilings["passages_hold_terms"] == 0.0
 
 
 def test_cli_eval_answers_on_a_real_knowledge_base(kb, tmp_path):
@@ -69,6 +72,8 @@ def test_cli_eval_answers_on_a_real_knowledge_base(kb, tmp_path):
     data = json.loads(result.stdout)
     assert data["questions"] == 2 and data["answerable"] == 1 and data["unanswerable"] == 1
     assert data["term_containment"] == 1.0 and data["first_citation_accuracy"] == 1.0
+    assert data["passages_hold_terms"] == 1.0 and data["passages_hold_expected_source"] == 1.0
+    assert data["answers"][0]["source_shown"] and data["answers"][1]["source_shown"] is None
     assert data["unanswerable_refused"] == 1.0 and data["kinds"]["refusal"] == 0.5
     assert 0 < data["token_f1"] <= 1 and 0 < data["rouge_l"] <= 1 and data["latency_ms_median"] > 0
     assert 0 <= data["model_token_f1"] <= 1 and "model_f1" in data["answers"][0]
