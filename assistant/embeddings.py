@@ -123,6 +123,20 @@ def silence_known_warnings() -> None:
         warnings.filterwarnings("ignore", message=message, category=category)
 
 
+def quiet_model_loading() -> None:
+    """Loading a model prints nothing: transformers' per-load progress bar ("Loading weights") and load
+    report (the pooler weights the sentiment encoder leaves out on purpose) would stand between the
+    lines of a terminal chat and fill the web app's log; the known warnings are filtered too. Like the
+    filters, this is permanent for the process (a set-and-restore around each load would race between
+    the chat server's threads), and only transformers' own log and bars: Helpmate's progress bars and
+    transformers' errors still show. Called before every load of a model."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    silence_known_warnings()
+
+
 def quantize_dynamic_int8(module, inplace: bool = False):
     """PyTorch dynamic int8 quantisation of ``module``'s linear layers (activations quantised per call; CPU)."""
     import torch
@@ -147,6 +161,7 @@ class Embedder:
         self.path = embedding_model_path(settings)
         self.backend = resolve_backend(settings)
         self.device = settings.device
+        quiet_model_loading()
         self.model = apply_backend(SentenceTransformer(str(self.path), device=settings.device), self.backend)
         self.batch_size = settings.embedding_batch_size
         self.name = self.path.parent.name if self.path.name == "model" else self.path.name

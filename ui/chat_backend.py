@@ -19,6 +19,7 @@ from typing import Any, Iterator
 from assistant.access import Caller, public_knowledge_bases
 from assistant.config import Settings
 from assistant.database import session_scope
+from assistant.retrieval.types import heading_path
 
 CHANNEL = "chat"
 HANDOVER_REASON = "the customer asked to talk to a person (chat button)"
@@ -159,10 +160,7 @@ def document_name(citation: dict[str, Any]) -> str:
 
 def citation_label(citation: dict[str, Any]) -> str:
     """``[1] Returns policy > Return window — policy.md, page 2``: the document's name, never its path."""
-    title, section = citation.get("title"), citation.get("section")
-    if title and section and section.startswith(title):
-        title = None  # the section path already starts with the document title
-    heading = " > ".join(part for part in (title, section) if part)
+    heading = heading_path(citation.get("title"), citation.get("section"))
     name = document_name(citation)
     page = f", page {citation['page']}" if citation.get("page") else ""
     return f"[{citation.get('number')}] {heading or name} — {name}{page}"

@@ -37,11 +37,8 @@ _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")
 
 def format_passage(number: int, hit: Hit) -> str:
     """``[n] Title > Section (page p)`` and the passage text."""
-    # Markdown sections already start with the document title ("Returns > Refunds"); say it once.
-    heading = hit.section if hit.section and hit.title and hit.section.startswith(hit.title) else \
-        " > ".join(part for part in (hit.title, hit.section) if part)
     page = f" (page {hit.page})" if hit.page else ""
-    return f"[{number}] {heading}{page}\n{hit.text.strip()}"
+    return f"[{number}] {hit.heading}{page}\n{hit.text.strip()}"
 
 
 def build_messages(question: str, passages: Sequence[Hit], history: Sequence[Turn] = ()) -> list[Message]:

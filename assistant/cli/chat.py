@@ -26,6 +26,7 @@ from assistant.cli.errors import user_errors
 from assistant.config import Settings, get_settings
 from assistant.llm.base import ModelUnavailableError
 from assistant.modelstore import ModelMissingError
+from assistant.retrieval.types import heading_path
 
 Backend = Literal["local", "vllm"]
 AsRole = Literal["customer", "operator"]
@@ -55,7 +56,7 @@ def _settings(backend: Backend | None) -> Settings:
 
 
 def _format_citation(citation) -> str:
-    heading = " > ".join(part for part in (citation.title, citation.section) if part)
+    heading = heading_path(citation.title, citation.section)
     page = f", page {citation.page}" if citation.page else ""
     return f"[{citation.number}] {heading} — {citation.source}{page}"
 

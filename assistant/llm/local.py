@@ -46,6 +46,9 @@ def _load(model_path: Path, device: str, adapter_path: Path | None, precision: s
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
+            from assistant.embeddings import quiet_model_loading
+
+            quiet_model_loading()
             tokenizer = AutoTokenizer.from_pretrained(model_path)
             if tokenizer.pad_token is None:
                 # Batches are padded; a checkpoint converted by another transformers release (5.17 on a GPU

@@ -22,7 +22,6 @@ How the model is trained and on what: ``training`` and ``data``.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
@@ -34,7 +33,8 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from assistant.config import Settings
-from assistant.embeddings import Embedder, apply_backend, get_embedder, resolve_backend, silence_known_warnings
+from assistant.embeddings import (Embedder, apply_backend, get_embedder, quiet_model_loading, resolve_backend,
+                                  silence_known_warnings)
 from assistant.modelstore import embedding_model_path
 
 LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
@@ -176,7 +176,7 @@ class SentimentModel:
 
         torch = load_torch()
         tokenizer, encoder = load_encoder(base, settings.device)
-        with torch.no_grad(), quiet_transformers():
+        with torch.no_grad():
             encoder = PeftModel.from_pretrained(encoder, str(folder)).merge_and_unload()
         arrays = load_file(str(folder / HEAD_FILE))
         head = SentimentHead(arrays["weight"], arrays["bias"])
@@ -227,8 +227,8 @@ class SentimentModel:
             batch = self.tokenizer([text], truncation=True, max_length=self.max_tokens, return_tensors="pt")
             ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
             if self._one_text is None:
-                with quiet_transformers():
-                    self._one_text = torch.jit.trace(self._one_text_encoder, (ids, mask), strict=False)
+                silence_known_warnings()  # a trace explains which Python branches it fixed
+                self._one_text = torch.jit.trace(self._one_text_encoder, (ids, mask), strict=False)
             states = self._one_text(ids, mask)["last_hidden_state"].float()
             pooled = mean_pool(states, mask).cpu().numpy()
         features = np.hstack([pooled, self.lexicon.lexicon_features([text])])
@@ -239,29 +239,10 @@ def load_encoder(path: Path, device: str = "cpu"):
     """Tokenizer and a private copy of the packaged MiniLM's transformer (without the unused pooler)."""
     from transformers import AutoModel, AutoTokenizer
 
-    with quiet_transformers():  # the checkpoint's pooler weights are unused on purpose
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
-        encoder = AutoModel.from_pretrained(str(path), add_pooling_layer=False).to(device)
+    quiet_model_loading()  # the load report would list the pooler weights left out on purpose
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    encoder = AutoModel.from_pretrained(str(path), add_pooling_layer=False).to(device)
     return tokenizer, encoder
-
-
-@contextlib.contextmanager
-def quiet_transformers():
-    """transformers' log lines and progress bars silenced, and the known warnings filtered
-    (``silence_known_warnings``): loading and tracing talk about what is meant (unused pooler weights,
-    Python branches fixed for one text), and a chat's log shows none of it."""
-    from transformers.utils import logging as hf_logging
-
-    silence_known_warnings()
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def mean_pool(states, mask):

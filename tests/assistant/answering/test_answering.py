@@ -136,6 +136,29 @@ def test_cli_chat_answers_with_citations_until_exit(kb):
     result = CliRunner().invoke(app, ["chat", "--kb", "help", "--backend", "local"], input=f"{EXPRESS}\nexit\n")
     assert result.exit_code == 0, result.output
     assert "14.90" in result.output and "shipping.html" in result.output
+    cited = [line.split("] ", 1)[1].split(" — ")[0] for line in result.output.splitlines() if line.strip().startswith("[1] ")]
+    assert cited and all(len(set(heading.split(" > "))) == len(heading.split(" > ")) for heading in cited), cited
+
+
+def test_a_terminal_chat_in_a_fresh_process_shows_the_conversation_only(kb):
+    """A fresh `helpmate chat` loads the embedding, sentiment and language models while it answers: no
+    loading bar, load report or library warning may stand between its lines (the models of the test
+    process are loaded already, so only a new process shows it)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    settings, _, _ = kb
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HELPMATE_")}
+    env |= {"HELPMATE_DATA_DIR": str(settings.data_dir), "HELPMATE_MODELS_DIR": str(settings.models_dir),
+            "HELPMATE_LLM_BACKEND": "local", "HF_HUB_OFFLINE": "1"}
+    run = subprocess.run([sys.executable, "-m", "ui.cli", "chat", "--kb", "help"], input=f"{EXPRESS}\nexit\n",
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "14.90" in run.stdout and "Loading" not in run.stdout
+    assert run.stderr == "", run.stderr
 
 
 def test_cli_vllm_server_that_is_down_gives_one_clear_line(kb, monkeypatch):

@@ -20,6 +20,7 @@ from assistant.retrieval.langchain import HelpmateRetriever
 from assistant.retrieval.bm25_index import LexicalIndex
 from assistant.retrieval import retriever as retriever_module
 from assistant.retrieval.retriever import RRF_K, Retriever, fuse
+from assistant.retrieval.types import heading_path
 from assistant.retrieval.evaluation import (
     load_qrels,
     mrr_at_k,
@@ -369,3 +370,12 @@ def test_eval_retrieval_command_prints_scores(settings, tmp_path):
     assert result.exit_code == 1 and "dev.tsv does not exist" in result.output
     lexical, _ = _lexical_of_current_generation(settings, "beir-tiny-scifact")
     assert lexical.size >= 200 and np.all(np.diff(lexical.chunk_ids) > 0)
+
+
+def test_a_heading_says_the_document_title_once():
+    """Markdown section paths start with the document's title; citations and prompts say it once."""
+    assert heading_path("Returns", "Returns > Refunds") == "Returns > Refunds"
+    assert heading_path("Returns", "Refunds") == "Returns > Refunds"
+    assert heading_path("Returns", "Returns policy > Window") == "Returns > Returns policy > Window"  # another heading
+    assert heading_path("Returns", None) == "Returns" and heading_path(None, "Refunds") == "Refunds"
+    assert heading_path(None, None) == ""
