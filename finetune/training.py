@@ -34,6 +34,7 @@ from typing import Any, Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from assistant.embeddings import quiet_model_loading
 from assistant.llm.base import Message
 from finetune.dataset import read_jsonl
 
@@ -219,6 +220,7 @@ def train_lora(
     if not train:
         raise ValueError(f"{train_jsonl} has no training examples within {max_length} tokens; export more feedback first")
 
+    quiet_model_loading()
     torch.manual_seed(seed)  # the LoRA A matrices are initialised from torch's global generator
     model = AutoModelForCausalLM.from_pretrained(base_model_dir, dtype=torch.float32).to(device)
     model.config.use_cache = False

@@ -17,13 +17,12 @@ accuracy, refusals of unanswerable questions, token-F1 and ROUGE-L against refer
 and the refusal gate's trade-off at thresholds around the setting. Two ceilings say how much of a
 miss is retrieval's: ``passages_hold_expected_source`` (the expected source is among the passages
 the model was shown, which first-citation accuracy cannot exceed) and ``passages_hold_terms``
-(every expected term stands in those passages, which term containment cannot exceed). ``model_token_f1`` scores the
-model's own text, before the support check replaces it, against the references: the answer
-figures above hardly move when most model answers are replaced, so two models (or one model in two
-precisions) are compared by it. Token-F1 and ROUGE-L are
-defined as in ``finetune.evaluation`` (SQuAD-style word multisets; longest common word
-subsequence; citations removed), written out here because ``assistant`` may not import
-``finetune``.
+(every expected term stands in those passages, which term containment cannot exceed).
+``model_token_f1`` scores the model's own text, before the support check replaces it, against the
+references: the answer figures above hardly move when most model answers are replaced, so two
+models (or one model in two precisions) are compared by it. Token-F1 and ROUGE-L are defined as in
+``finetune.evaluation`` (SQuAD-style word multisets; longest common word subsequence; citations
+removed), written out here because ``assistant`` may not import ``finetune``.
 """
 
 from __future__ import annotations
