@@ -23,7 +23,7 @@ finetune_app = typer.Typer(help="Fine-tune the language model on customers' feed
 @finetune_app.command("train")
 def train(
     dataset: Annotated[Path, typer.Argument(help="A feedback snapshot folder (with manifest.json and sft_train.jsonl).")],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="New folder for the adapter (default: <data_dir>/adapters/<version name>).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="New folder for the adapter (default: a folder named after the version in <data_dir>/adapters).")] = None,
     rank: Annotated[int, typer.Option(min=1, max=MAX_LORA_RANK, help="LoRA rank (vLLM serves up to 16).")] = 8,
     alpha: Annotated[int, typer.Option(min=1, help="LoRA alpha; the update is scaled by alpha / rank.")] = 16,
     targets: Annotated[str, typer.Option(help="Comma-separated module names that get LoRA matrices.")] = ",".join(DEFAULT_TARGETS),
@@ -154,7 +154,7 @@ VllmUrl = Annotated[str | None, typer.Option("--vllm-url", help="vLLM server to 
 
 @finetune_app.command("export")
 def export(
-    output: Annotated[Path | None, typer.Argument(help="New snapshot folder (default: <data_dir>/snapshots/<time>).")] = None,
+    output: Annotated[Path | None, typer.Argument(help="New snapshot folder (default: a folder named after the time in <data_dir>/snapshots).")] = None,
     eval_share: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of conversations held out for evaluation.")] = 0.25,
     cite: Annotated[bool, typer.Option("--cite/--no-cite", help="Add the passage citations the assistant would give to corrected answers.")] = True,
     from_conversations: Annotated[bool, typer.Option("--from-conversations", help="Export imported conversations' agent replies "

@@ -19,7 +19,10 @@ from ui.eval_cli import eval_app
 from ui.ui_cli import ui
 from ui.users_cli import users_app
 
-app = typer.Typer(help="Helpmate: customer-service AI on your own documents.", no_args_is_help=True, add_completion=False)
+# Markdown help: a docstring's paragraphs are re-wrapped to the terminal (in Typer's "rich" mode each source
+# line break stays, so wrapped help reads in ragged pieces); backticks show as code.
+app = typer.Typer(help="Helpmate: customer-service AI on your own documents.", no_args_is_help=True, add_completion=False,
+                  rich_markup_mode="markdown")
 app.add_typer(models_app, name="models")
 app.command("ingest")(ingest)
 app.add_typer(eval_app, name="eval")

@@ -34,7 +34,7 @@ def retrieval(
     dense_weight: Annotated[float | None, typer.Option(
         "--dense-weight", min=0.0, max=1.0, help=f"Only with --mode hybrid and minmax fusion: weight of the dense side, "
                                                   f"0..1 (BM25 gets the rest; default {DENSE_WEIGHT}).")] = None,
-    kb: Annotated[str | None, typer.Option("--kb", help="Knowledge base holding the corpus; default beir-<folder name>.")] = None,
+    kb: Annotated[str | None, typer.Option("--kb", help="Knowledge base holding the corpus; default: beir- and the folder's name.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as one JSON object.")] = False,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: only on a terminal).")] = None,
 ) -> None:

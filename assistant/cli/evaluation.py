@@ -118,7 +118,9 @@ def answers(
     """Answer kinds, kept model answers, terms, citations, refusals, token-F1, ROUGE-L and latency on your questions.
 
     Every question goes through the assistant as in a chat (retrieval, refusal gate, model, support
-    check); the model is loaded and warmed up before the timings start.
+    check); the model is loaded and warmed up before the timings start. Two ceilings show what
+    retrieval allows: how often the expected source, and every expected term, are in the passages
+    the model was shown.
     """
     from assistant.answering.answer_eval import answer_questions, read_questions, summarize
     from assistant.answering.assistant import Assistant

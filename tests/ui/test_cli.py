@@ -98,3 +98,36 @@ def test_kb_cli_lists_publishes_and_unpublishes_as_an_audited_local_admin(settin
     assert [(e.actor, e.action, e.detail) for e in reversed(audit_log(settings))] == [
         (getpass.getuser(), "kb.visibility", {"visibility": "public"}),
         (getpass.getuser(), "kb.visibility", {"visibility": "internal"})]
+
+
+def _commands(command, path=()):
+    """Every command of the `helpmate` tree with its path of subcommand names."""
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+def test_every_help_page_shows_all_its_words_in_rewrapped_paragraphs():
+    """`--help` renders each command's docstring and option help as Markdown, whose paragraphs re-wrap to
+    the terminal (Typer's "rich" mode kept every source line break, so help read in ragged pieces). In
+    Markdown an <angle-bracket placeholder> would vanish as an HTML tag, so every word must show."""
+    import re
+
+    import typer
+    from typer.testing import CliRunner
+
+    from ui.cli import app
+
+    word = re.compile(r"[A-Za-z][A-Za-z0-9]{2,}")
+    pages = 0
+    for path, command in _commands(typer.main.get_command(app)):
+        result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, (path, result.output)
+        written = " ".join([command.help or ""] + [getattr(p, "help", None) or "" for p in command.params])
+        missing = set(word.findall(written)) - set(word.findall(result.output))
+        assert not missing, (path, missing)
+        pages += 1
+    assert pages > 40
+    result = CliRunner().invoke(app, ["eval", "support", "--help"], env={"COLUMNS": "200"})
+    assert ("A good check accepts the answers that should be accepted and rejects the others; both rates are "
+            "printed, per condition, with the check's time per answer.") in result.output
