@@ -39,6 +39,9 @@ REFUSAL_TEXT = (
     "I couldn't find this in our help center, so I'd rather not guess. "
     "Would you like me to connect you with a member of our team?"
 )
+# Above an extractive answer in every chat: the customer watched the model's draft stream in and
+# then saw it replaced, and is told why.
+REPLACED_NOTE = "The drafted answer is not supported by the help center; here is what the help center says:"
 # Long enough for a two-sentence answer with citations; on CPU every token costs tens of
 # milliseconds. The prompt asks for one or two sentences, so a blank line ends the answer: what the
 # embedded model writes after one is a numbered ramble or an echoed "Question: ..." that would

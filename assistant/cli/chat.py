@@ -22,6 +22,7 @@ from typing import Annotated, Literal
 import typer
 
 from assistant.access import AccessDenied, Caller
+from assistant.answering.assistant import REPLACED_NOTE
 from assistant.cli.errors import user_errors
 from assistant.config import Settings, get_settings
 from assistant.llm.base import ModelUnavailableError
@@ -33,7 +34,7 @@ AsRole = Literal["customer", "operator"]
 _QUIT = {"exit", "quit", ":q"}
 _KIND_NOTES = {
     "generated": "Checked against the help center; citations added:",
-    "extractive": "The model's answer is not supported by the help center; here is what the help center says:",
+    "extractive": REPLACED_NOTE,
     "refusal": "",
 }
 

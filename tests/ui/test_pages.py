@@ -12,6 +12,8 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
+from assistant.answering.assistant import REPLACED_NOTE
+
 from tests.helpers import make_helpcenter
 from tests.ui.support import UIData, prepare
 from tests.conftest import REPO
@@ -67,6 +69,8 @@ def test_chat_answers_with_citations_and_stores_thumbs_and_a_better_answer(ui_da
     assert [t["role"] for t in turns] == ["customer", "assistant"]
     answer = turns[1]
     assert answer["kind"] in ("generated", "extractive"), answer
+    # The draft streamed into the bubble; a replaced one is explained above the quoted passage text.
+    assert (REPLACED_NOTE in [c.value for c in at.caption]) == (answer["kind"] == "extractive")
     assert "30 days" in answer["text"]
     assert answer["citations"] and answer["citations"][0]["source"].endswith("returns.md")
     # Labels are Markdown, escaped so a document's title cannot add links or images; unescaped they read plainly.

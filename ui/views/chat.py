@@ -11,6 +11,7 @@ import streamlit as st
 
 from assistant.llm.base import ModelUnavailableError
 from assistant.access import AccessDenied
+from assistant.answering.assistant import REPLACED_NOTE
 from ui.chat_backend import Reply, Token, citation_label, customer, document_name, give_feedback, knowledge_bases, request_person, start_chat
 from ui.common import backend, client_address, friendly_errors, settings
 from ui.safe_text import literal
@@ -104,11 +105,11 @@ def _show_turn(index: int, turn: dict) -> None:
         if turn.get("error"):
             st.error(turn["error"])
             return
+        if turn.get("kind") == "extractive":
+            st.caption(REPLACED_NOTE)  # the draft streamed in this bubble is gone; say why
         st.markdown(literal(turn["text"]))  # what the customer or the assistant wrote, never markup
         if turn["role"] == "customer":
             return
-        if turn.get("kind") == "extractive":
-            st.caption("Quoted from the help center.")
         for citation in turn.get("citations") or []:
             with st.expander(literal(citation_label(citation))):
                 st.markdown(literal(citation.get("text") or ""))  # the passage as written, never markup
