@@ -47,6 +47,8 @@ def _check_citations(text: str, citations: list[dict], topic: str) -> None:
     assert {c["number"] for c in citations} <= {int(n) for n in re.findall(r"\[(\d+)\]", text)}
     for citation in citations:
         assert citation["document"].endswith(".md") and "/" not in citation["document"] and citation["text"]
+        parts = citation["heading"].split(" > ")
+        assert citation["heading"] and len(set(parts)) == len(parts), citation  # the title said once
     assert any(topic in f"{c['document']} {c['title']} {c['section']}".lower() for c in citations), citations
 
 
@@ -62,6 +64,7 @@ def test_the_openai_client_gets_cited_answers_streaming_and_not(demo):
     text = answer.choices[0].message.content
     extra = answer.model_extra["helpmate"]
     assert extra["kind"] in ("generated", "extractive")
+    assert ("note" in extra) == (extra["kind"] == "extractive")  # why the draft a client showed is gone
     _check_citations(text, extra["citations"], "return")
     cid, secret = extra["conversation_id"], extra["conversation_secret"]
     stored = _messages(settings, cid)

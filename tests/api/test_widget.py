@@ -90,7 +90,10 @@ def test_the_widget_answers_with_a_citation_takes_a_thumbs_down_and_keeps_the_co
                                                                                                  "pending")
         assert feedback.question == QUESTION and message.retrieved_chunk_ids
         answer, conversation_id = message.text, message.conversation_id
+        replaced = message.answer_kind == "extractive"
         assert session.get(Message, message.id - 1).conversation.channel == "widget"
+    # the greyed draft the visitor watched is explained when quoted passages replaced it
+    assert (page.locator("#helpmate-widget .assistant .why").count() == 1) == replaced
 
     page.reload()
     page.get_by_role("button", name="Open chat").click()

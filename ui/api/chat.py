@@ -7,7 +7,8 @@ conversation (earlier ``user`` messages are stored as its first messages; earlie
 messages are not, since Helpmate did not write them, and ``system`` messages are ignored, since a
 client cannot change the assistant's rules). The response carries Helpmate's own fields under
 ``helpmate``: the answer kind, citations, the conversation id (and, once, its secret), the ticket,
-the customer message's sentiment.
+the customer message's sentiment, and for an answer quoted from the passages instead of the
+model's draft a ``note`` saying so.
 
 Streaming sends OpenAI's chunks. The answer's text is sent as ``content`` only once it passed the
 support check, so what a client accumulates is exactly the stored answer; while the model writes,
@@ -31,7 +32,7 @@ from sqlalchemy import select
 
 from assistant.access import AccessDenied, Caller
 from assistant.agent import AgentFinal, AgentReply
-from assistant.answering.assistant import TokenEvent
+from assistant.answering.assistant import REPLACED_NOTE, TokenEvent
 from assistant.conversations.store import add_message
 from assistant.database import session_scope
 from assistant.database.models import Conversation, KnowledgeBase
@@ -137,6 +138,8 @@ def extras(reply: AgentReply, secret: str | None) -> dict[str, Any]:
               "customer_message_id": reply.customer_message_id, "ticket": ticket_summary(reply.ticket),
               "sentiment": {"label": label, "score": score}, "model": reply.model,
               "latency_ms": round(reply.latency_ms, 1)}
+    if reply.kind == "extractive":
+        fields["note"] = REPLACED_NOTE  # a client that showed the draft says why it is gone
     if secret:
         fields["conversation_secret"] = secret
     return fields

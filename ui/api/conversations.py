@@ -25,6 +25,7 @@ from assistant.conversations.feedback import TooMuchFeedback, add_feedback
 from assistant.conversations.tickets import create_ticket, open_ticket
 from assistant.database import session_scope
 from assistant.database.models import ApiConversation, Chunk, Conversation, Document, Message, Ticket
+from assistant.retrieval.types import heading_path
 from ui.api.auth import Context, authenticated
 from ui.api.errors import ApiError
 from ui.api.keys import digest, same_digest
@@ -88,9 +89,10 @@ def rebuild_citations(session: Session, message: Message) -> list[dict[str, Any]
 
 
 def citation(number: int, source: str, title: str | None, section: str | None, page: int | None, text: str) -> dict[str, Any]:
-    """A citation as the API shows it: the document's name, never where it lies on the server."""
+    """A citation as the API shows it: the document's name, never where it lies on the server, and the
+    ``heading`` to show (title and section, the title said once)."""
     return {"number": number, "document": document_name({"source": source}), "title": title, "section": section,
-            "page": page, "text": text}
+            "heading": heading_path(title, section), "page": page, "text": text}
 
 
 def ticket_summary(ticket: Ticket | dict[str, Any] | None) -> dict[str, Any] | None:

@@ -12,7 +12,8 @@
  * Why it is written this way: it runs inside other companies' pages, so everything lives in a
  * shadow root (no style leaks either way) and every text from the API (answers, passages, names)
  * is set with textContent, never parsed as HTML. Answers stream: the model's unchecked draft is
- * shown greyed while it is written, then replaced by the checked answer with its citations. The
+ * shown greyed while it is written, then replaced by the checked answer with its citations (and,
+ * when passages were quoted instead of the draft, the API's note saying so). The
  * conversation (id and secret) is kept in localStorage, so it survives page loads.
  */
 (function () {
@@ -40,7 +41,7 @@
     ".msg{max-width:88%;padding:8px 10px;border-radius:10px;white-space:pre-wrap;word-wrap:break-word}",
     ".customer{align-self:flex-end;background:#1f6feb;color:#fff}",
     ".assistant{align-self:flex-start;background:#fff;border:1px solid #d8dee4}",
-    ".draft{color:#6e7781;font-style:italic}.note{align-self:center;font-size:13px;color:#57606a;text-align:center}",
+    ".draft{color:#6e7781;font-style:italic}.why{font-size:12px;color:#57606a;margin-bottom:4px}.note{align-self:center;font-size:13px;color:#57606a;text-align:center}",
     ".error{align-self:stretch;background:#fff1f0;border:1px solid #ffc9c4;color:#86181d}",
     "ol.cites{margin:8px 0 0;padding-left:18px;font-size:13px;color:#424a53}",
     "ol.cites summary{cursor:pointer}ol.cites p{margin:4px 0;white-space:pre-wrap;color:#57606a}",
@@ -110,14 +111,15 @@
   }
 
   function citeLabel(c) {
-    var heading = [c.title, c.section && c.title && c.section.indexOf(c.title) === 0 ? c.section.slice(c.title.length).replace(/^ > /, "") : c.section]
-      .filter(Boolean).join(" > ");
-    return "[" + c.number + "] " + (heading || c.document) + " \u2014 " + c.document + (c.page ? ", page " + c.page : "");
+    return "[" + c.number + "] " + (c.heading || c.document) + " \u2014 " + c.document + (c.page ? ", page " + c.page : "");
   }
 
-  function finishAnswer(node, text, citations, messageId) {
+  // why: the API's note when the greyed draft the visitor watched was replaced by quoted passages.
+  function finishAnswer(node, text, citations, messageId, why) {
     node.classList.remove("draft");
-    node.textContent = text;
+    node.textContent = "";
+    if (why) { node.appendChild(el("div", { "class": "why" }, why)); }
+    node.appendChild(document.createTextNode(text));
     if (citations && citations.length) {
       var list = el("ol", { "class": "cites" });
       citations.forEach(function (c) {
@@ -212,7 +214,7 @@
         var delta = (data.choices && data.choices[0] && data.choices[0].delta) || {};
         if (delta.content) { content += delta.content; }
         if (data.choices && data.choices[0] && data.choices[0].finish_reason) {
-          finishAnswer(answer, content, extra.citations, extra.message_id);
+          finishAnswer(answer, content, extra.citations, extra.message_id, draft ? extra.note : null);
           if (extra.ticket && extra.ticket.id) { note("A member of our team will take over here (ticket #" + extra.ticket.id + ")."); }
         }
       }
