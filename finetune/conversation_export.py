@@ -170,7 +170,8 @@ def conversation_records(settings: Settings, kb: str | None = None, echo: Echo =
                 raise ValueError(f"conversation {pair.conversation} has no knowledge base; import it with --kb or export with --kb")
             recent = pair.history[-settings.history_turns:] if settings.history_turns > 0 else []
             query = rewrite_followup(pair.question, recent, settings.history_turns)
-            hits = retriever.search(query, pair.kb, k=settings.answer_passages, mode="hybrid")
+            hits = retriever.search(query, pair.kb, k=settings.answer_passages, mode="hybrid",
+                                    per_document=settings.answer_chunks_per_document)
             report = grounder.check(pair.reply, hits, query) if hits else None
             if report is not None and report.supported:
                 verdict = "kept"

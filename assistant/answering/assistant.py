@@ -246,10 +246,19 @@ class Assistant:
             raise ValueError("the question is empty")
         recent = list(history)[-self.settings.history_turns:] if self.settings.history_turns > 0 else []
         query = rewrite_followup(question, recent, self.settings.history_turns)
-        # Hybrid search scores every candidate densely, so dense_score is the cosine of each hit.
-        hits = self.retriever.search(query, kb, k=self.settings.answer_passages, mode="hybrid")
-        relevance = max((h.dense_score for h in hits if h.dense_score is not None), default=0.0)
-        return _Draft(question, query, hits, relevance, started, recent)
+        passages, per_document = self.settings.answer_passages, self.settings.answer_chunks_per_document
+        # Enough chunks to hold the best chunk of each of the `passages` best documents as well.
+        found = self.retriever.search(query, kb, k=passages * per_document, mode="hybrid", per_document=per_document)
+        leading: dict[int, Hit] = {}
+        for hit in found:
+            leading.setdefault(hit.document_id, hit)
+        # The refusal gate measures the best chunk of each of the best documents, as it was calibrated
+        # (BENCHMARKS.md "Refusal gate"): a second chunk of one article is no evidence that the question
+        # is answerable, and counting it refused fewer unanswerable demo questions. Hybrid search scores
+        # every candidate densely, so dense_score is the cosine of each hit.
+        relevance = max((h.dense_score for h in list(leading.values())[:passages] if h.dense_score is not None),
+                        default=0.0)
+        return _Draft(question, query, found[:passages], relevance, started, recent)
 
     def _refusal(self, draft: _Draft, model: str | None, generated: str | None, reason: str) -> Answer:
         return Answer(draft.question, REFUSAL_TEXT, "refusal", [], draft.hits, model,

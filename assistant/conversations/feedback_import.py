@@ -119,7 +119,8 @@ def import_feedback(path: Path, kb: str | None = None, *, settings: Settings,
         for name in sorted({r.values["kb"] for r in rows if r.values["kb"]}):
             selected = [r for r in rows if r.values["kb"] == name]
             try:
-                found = retriever.search_many([r.values["question"] for r in selected], name, k=settings.answer_passages, mode="hybrid")
+                found = retriever.search_many([r.values["question"] for r in selected], name, k=settings.answer_passages,
+                                              mode="hybrid", per_document=settings.answer_chunks_per_document)
             except ValueError as error:  # the knowledge base is not ingested (yet)
                 report.warnings.append(f"{error}; its {len(selected)} rows are stored without passages")
                 continue

@@ -84,18 +84,21 @@ class Retriever:
 
     def search(self, query: str, kb: str, k: int = 5, mode: Mode = "hybrid",
                sources: Sequence[str] | None = None, *, fusion: Fusion = "minmax",
-               dense_weight: float = DENSE_WEIGHT) -> list[Hit]:
-        """The best chunk of each of the ``k`` best documents for ``query``, best first.
+               dense_weight: float = DENSE_WEIGHT, per_document: int = 1) -> list[Hit]:
+        """The ``k`` best chunks for ``query``, at most ``per_document`` of any one document, best first.
 
+        With the default 1 these are the best chunk of each of the ``k`` best documents, what
+        document-level benchmarks count; answers take two (``HELPMATE_ANSWER_CHUNKS_PER_DOCUMENT``).
         ``sources`` keeps only documents whose source starts with one of the given prefixes
         (a file path, a folder, or ``corpus.jsonl#id``). ``fusion`` and ``dense_weight`` say how
         hybrid mode combines the two sides (see ``fuse``); the other modes ignore them.
         """
-        return self.search_many([query], kb, k, mode, sources, fusion=fusion, dense_weight=dense_weight)[0]
+        return self.search_many([query], kb, k, mode, sources, fusion=fusion, dense_weight=dense_weight,
+                                per_document=per_document)[0]
 
     def search_many(self, queries: Sequence[str], kb: str, k: int = 5, mode: Mode = "hybrid",
                     sources: Sequence[str] | None = None, *, fusion: Fusion = "minmax",
-                    dense_weight: float = DENSE_WEIGHT) -> list[list[Hit]]:
+                    dense_weight: float = DENSE_WEIGHT, per_document: int = 1) -> list[list[Hit]]:
         """``search`` for many queries, embedding them in batches (evaluation runs hundreds)."""
         if mode not in MODES:
             raise ValueError(f"unknown search mode {mode!r}; choose one of {', '.join(MODES)}")
@@ -105,6 +108,8 @@ class Retriever:
             raise ValueError(f"dense_weight must be between 0 and 1, got {dense_weight}")
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
+        if per_document < 1:
+            raise ValueError(f"per_document must be at least 1, got {per_document}")
         if any(not q.strip() for q in queries):
             raise ValueError("cannot search for an empty query")
         if not queries:
@@ -120,7 +125,7 @@ class Retriever:
         dense_hits = self._dense_search(generation.dense, vectors, n, allowed) if vectors is not None else None
         fuse_sides = partial(fuse, fusion=fusion, dense_weight=dense_weight)
         ranked = [self._rank(generation, query, None if vectors is None else vectors[i],
-                             None if dense_hits is None else dense_hits[i], n, k, mode, fuse_sides, allowed)
+                             None if dense_hits is None else dense_hits[i], n, k, mode, fuse_sides, allowed, per_document)
                   for i, query in enumerate(queries)]
         return self._hits(ranked)
 
@@ -198,18 +203,21 @@ class Retriever:
 
     def _rank(self, generation: _Generation, query: str, vector: np.ndarray | None,
               dense_hits: tuple[np.ndarray, np.ndarray] | None, n: int, k: int, mode: Mode,
-              fuse_sides: _Fuse, allowed: np.ndarray | None) -> list[_Candidate]:
-        """The best chunk of each of the top-k documents; fetches more candidates while documents repeat."""
+              fuse_sides: _Fuse, allowed: np.ndarray | None, per_document: int = 1) -> list[_Candidate]:
+        """The top-k chunks, at most ``per_document`` of a document; fetches more candidates while documents repeat."""
         size = generation.lexical.size
         while True:
             candidates = self._candidates(generation, query, vector, dense_hits, n, mode, fuse_sides, allowed)
-            best: dict[int, _Candidate] = {}
+            chosen: list[_Candidate] = []
+            taken: dict[int, int] = {}
             for candidate in candidates:
-                best.setdefault(candidate.document_id, candidate)
-                if len(best) == k:
-                    break
-            if len(best) == k or n >= size:
-                return list(best.values())
+                if taken.get(candidate.document_id, 0) < per_document:
+                    taken[candidate.document_id] = taken.get(candidate.document_id, 0) + 1
+                    chosen.append(candidate)
+                    if len(chosen) == k:
+                        break
+            if len(chosen) == k or n >= size:
+                return chosen
             n = min(size, 4 * n)
             if vector is not None:
                 dense_hits = self._dense_search(generation.dense, vector[None, :], n, allowed)[0]

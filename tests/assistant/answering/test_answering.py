@@ -99,6 +99,24 @@ def test_refusal_when_nothing_is_relevant(assistant):
     assert answer.relevance < get_settings().answer_min_relevance and answer.retrieved
 
 
+def test_passages_take_two_chunks_of_a_document_and_the_gate_measures_documents(kb, assistant):
+    """The model gets the best chunks, up to HELPMATE_ANSWER_CHUNKS_PER_DOCUMENT of one article (an answer
+    often stands in the next section); the refusal gate still measures the best chunk of each of the best
+    documents, as it was calibrated, so a second chunk of one article does not make a question answerable."""
+    _, _, retriever = kb
+    settings = assistant.settings
+    assert settings.answer_chunks_per_document == 2
+    for question in ("How long is the warranty on tents, and how do I register a tent?", "Do you sell kayaks in Brazil?",
+                     EXPRESS):
+        draft = assistant.retrieve(question, "help")
+        passages = retriever.search(question, "help", k=settings.answer_passages, per_document=2)
+        documents = retriever.search(question, "help", k=settings.answer_passages, per_document=1)
+        assert [h.chunk_id for h in draft.hits] == [h.chunk_id for h in passages]
+        assert draft.relevance == pytest.approx(max(h.dense_score for h in documents))
+    warranty = assistant.retrieve("How long is the warranty on tents, and how do I register a tent?", "help").hits
+    assert len({h.document_id for h in warranty}) < len(warranty)  # one article gave two passages
+
+
 def test_stream_yields_tokens_then_the_answer_that_answer_gives(assistant):
     events = list(assistant.stream(EXPRESS, "help"))
     tokens = [e.text for e in events if isinstance(e, TokenEvent)]

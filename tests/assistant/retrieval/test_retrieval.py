@@ -79,6 +79,23 @@ def test_k_documents_are_returned_and_search_many_matches_search(helpcenter):
     assert "100 EUR" in batched[2][0].text
 
 
+def test_answers_may_take_two_chunks_of_one_document(helpcenter):
+    """per_document=2 (the assistant's default): the k best chunks, at most two of a document, best first;
+    with 1 the same search gives one chunk per document, and every chunk of it ranks among the chosen."""
+    _, _, retriever = helpcenter
+    query = "How long is the warranty on tents, and how do I register a tent?"
+    one = retriever.search(query, "help", k=4, per_document=1)
+    two = retriever.search(query, "help", k=4, per_document=2)
+    assert len(one) == len(two) == 4 and len({h.document_id for h in one}) == 4
+    per_document = {d: sum(h.document_id == d for h in two) for d in {h.document_id for h in two}}
+    assert max(per_document.values()) == 2 and all(n <= 2 for n in per_document.values())
+    assert [h.score for h in two] == sorted((h.score for h in two), reverse=True)
+    assert two[0].chunk_id == one[0].chunk_id  # the best chunk leads either way
+    assert {h.chunk_id for h in one} - {h.chunk_id for h in two} <= {one[-1].chunk_id, one[-2].chunk_id}
+    with pytest.raises(ValueError, match="per_document must be at least 1, got 0"):
+        retriever.search(query, "help", per_document=0)
+
+
 def test_bad_requests_say_what_to_fix(helpcenter):
     _, _, retriever = helpcenter
     with pytest.raises(ValueError, match=r"'nope' does not exist.*helpmate ingest PATH --kb nope"):
