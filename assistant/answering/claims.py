@@ -168,16 +168,16 @@ class Unit:
     scope: str = ""
 
 
-def heading(hit: Hit) -> str:
+def stored_heading(hit: Hit) -> str:
     """Title and section path as stored, the title twice when the path starts with it: what claims and
-    sentences are read under. Said once (``Hit.heading``, what customers and the model read), the
-    extractive answers held every expected term for 17 instead of 19 of the 40 demo questions."""
+    sentences are read under. ``Hit.heading`` (what customers and the model read) says it once; read
+    that way, the extractive answers held every expected term for 17 instead of 19 of the 40 demo questions."""
     return " > ".join(part for part in (hit.title, hit.section) if part)
 
 
 def context_of(hit: Hit) -> str:
     """The heading parts that state a topic; an FAQ's question heading asserts nothing, so it supports nothing."""
-    parts = [p.strip() for p in heading(hit).split(" > ")]
+    parts = [p.strip() for p in stored_heading(hit).split(" > ")]
     return " > ".join(p for p in parts if p and not p.endswith("?"))
 
 
@@ -187,7 +187,7 @@ def units_of(passages: Sequence[Hit]) -> list[Unit]:
     for number, hit in enumerate(passages, start=1):
         context = context_of(hit)
         context_terms, context_numbers = content_terms(context), numbers(context)
-        scope = f"{heading(hit)}\n{hit.text}".lower()
+        scope = f"{stored_heading(hit)}\n{hit.text}".lower()
         for sentence in split_sentences(hit.text):
             if not sentence.endswith("?"):
                 units.append(Unit(number, sentence, content_terms(sentence) | context_terms,

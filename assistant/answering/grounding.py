@@ -57,7 +57,7 @@ import numpy as np
 
 from assistant.answering.claims import (  # noqa: F401  (the text helpers are imported from here by other modules)
     MIN_CLAIM_WORDS, Claim, Method, Unit, answer_claims, reading, cited_numbers, content_terms, numbers, polarity, split_sentences,
-    strip_citations, units_of, heading, context_of,
+    strip_citations, units_of, stored_heading, context_of,
 )
 from assistant.config import Settings
 from assistant.embeddings import Embedder
@@ -177,7 +177,7 @@ class Grounder:
         from assistant.answering.verifier import Statement, pair_features
 
         headings = {n: content_terms(context_of(hit)) for n, hit in enumerate(passages, start=1)}
-        passage_terms = {n: content_terms(f"{heading(hit)}\n{hit.text}") for n, hit in enumerate(passages, start=1)}
+        passage_terms = {n: content_terms(f"{stored_heading(hit)}\n{hit.text}") for n, hit in enumerate(passages, start=1)}
         weighed = [(claim, found) for claim in claims
                    if (found := self._candidates(claim, units, headings, passage_terms))]
         if not weighed:
@@ -234,7 +234,7 @@ class Grounder:
     def _asked_passage(self, question: str, passages: Sequence[Hit]) -> int:
         """The passage the question asks about (closest under its headings): the only evidence for a bare
         "Yes, they do.", which asserts the question itself; any other sentence supporting it says something else."""
-        vectors = self.embedder.encode([question] + [f"{heading(hit)}\n{hit.text}" for hit in passages], cache=True)
+        vectors = self.embedder.encode([question] + [f"{stored_heading(hit)}\n{hit.text}" for hit in passages], cache=True)
         return int(np.argmax(vectors[1:] @ vectors[0])) + 1
 
     def _contradicted(self, readings: list[str], vectors: np.ndarray, units: list[Unit],
@@ -288,7 +288,7 @@ class Grounder:
         """The best similarity of the question to a supported claim read under the headings of a passage
         that supports it (its best evidence or another above the threshold: "you may cancel up to 24
         hours" is supported by the FAQ entries on changes and on cancelling, and answers the latter)."""
-        read = [f"{heading(passages[n - 1])}: {c.text}" for c in claims if c.support is not None for n in [c.support, *c.also]]
+        read = [f"{stored_heading(passages[n - 1])}: {c.text}" for c in claims if c.support is not None for n in [c.support, *c.also]]
         vectors = self.embedder.encode([question] + read, cache=True)
         return float((vectors[1:] @ vectors[0]).max())
 
@@ -318,7 +318,7 @@ class Grounder:
                     candidates.append((number, position, sentence))
         if not candidates:
             return "", []
-        headings = {n: heading(hit) for n, hit in enumerate(passages, start=1)}
+        headings = {n: stored_heading(hit) for n, hit in enumerate(passages, start=1)}
         vectors = self.embedder.encode([question] + [f"{headings[n]}: {s}" if headings[n] else s for n, _, s in candidates],
                                       cache=True)
         scores = vectors[1:] @ vectors[0] - RANK_PENALTY * np.asarray([n - 1 for n, _, _ in candidates])
