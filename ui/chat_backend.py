@@ -129,6 +129,16 @@ def request_person(settings: Settings, caller: Caller, reason: str = HANDOVER_RE
         return ticket.id, created
 
 
+def new_agent_replies(settings: Settings, caller: Caller, after_id: int = 0) -> list[dict[str, Any]]:
+    """What a person of the team wrote in the caller's conversation after message ``after_id`` (``id``,
+    ``text``, ``at``), oldest first: the chat looks for it while a ticket is open."""
+    from assistant.conversations.tickets import agent_replies
+
+    assert caller.conversation_id is not None, "start_chat gives the customer their conversation"
+    with session_scope(settings) as session:
+        return agent_replies(session, caller, caller.conversation_id, after_id)
+
+
 def give_feedback(settings: Settings, message_id: int, rating: str, corrected_answer: str | None = None,
                   comment: str | None = None, caller: Caller | None = None) -> int:
     """Store a customer's thumbs (``up``/``down``) or better answer for an assistant message through

@@ -249,18 +249,23 @@ def unanswered(session: Session, caller: Caller, period: Period, kb: str | None 
 
 def tickets(session: Session, caller: Caller, statuses: tuple[str, ...] = ("open", "assigned"),
             kb: str | None = None) -> pd.DataFrame:
-    """The ticket queue: urgent first, then oldest first."""
+    """The ticket queue: urgent first, then oldest first. ``last_from`` is who wrote the conversation's
+    newest message (``customer``: someone should answer; ``agent``: a person of the team did), at ``last_at``."""
     rank = case({"urgent": 0, "high": 1, "normal": 2, "low": 3}, value=Ticket.priority, else_=4)
-    query = (select(Ticket, Conversation.kb, Conversation.channel)
+    newest = (select(func.max(Message.id)).where(Message.conversation_id == Ticket.conversation_id)
+              .correlate(Ticket).scalar_subquery())
+    query = (select(Ticket, Conversation.kb, Conversation.channel, Message.role, Message.created_at)
              .join(Conversation, Ticket.conversation_id == Conversation.id)
+             .outerjoin(Message, Message.id == newest)
              .where(Ticket.status.in_(statuses), _kb_in(Conversation.kb, scope(caller, kb)))
              .order_by(rank, Ticket.created_at))
     rows = [{"id": t.id, "priority": t.priority, "status": t.status, "assignee": t.assignee,
              "conversation_id": t.conversation_id, "kb": ticket_kb, "channel": channel, "reason": t.reason,
-             "created_at": t.created_at, "updated_at": t.updated_at, "messages": len(t.transcript or [])}
-            for t, ticket_kb, channel in session.execute(query)]
+             "created_at": t.created_at, "updated_at": t.updated_at, "messages": len(t.transcript or []),
+             "last_from": last_from, "last_at": last_at}
+            for t, ticket_kb, channel, last_from, last_at in session.execute(query)]
     return pd.DataFrame(rows, columns=["id", "priority", "status", "assignee", "conversation_id", "kb", "channel",
-                                       "reason", "created_at", "updated_at", "messages"])
+                                       "reason", "created_at", "updated_at", "messages", "last_from", "last_at"])
 
 
 def overview(session: Session, caller: Caller, period: Period, kb: str | None = None) -> dict[str, Any]:

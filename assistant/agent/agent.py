@@ -7,7 +7,9 @@ to it and check it themselves, and a customer's request for a report or a conver
 answered as an ordinary question, never with operators' data. Questions for the knowledge base go to ``Assistant`` (retrieval,
 generation, support check, citations) or, when ``HELPMATE_AGENT_MODEL_TOOLS`` is on and the
 backend is vLLM, to a LangGraph loop in which the served model calls the tools itself
-(``model_loop``); its answer is checked against the passages it found like any other.
+(``model_loop``); its answer is checked against the passages it found like any other. Once a
+person of the team has replied in a handed-over conversation, it is theirs until the ticket is
+closed (``tickets.with_person``): the customer's message is stored and the reply only says so.
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ from assistant.agent.turn import Turn
 from assistant.answering.assistant import Answer, Assistant, Citation, FinalEvent, TokenEvent
 from assistant.config import Settings, get_settings
 from assistant.conversations.store import add_message, start_conversation
+from assistant.conversations.tickets import with_person
 from assistant.database import session_scope
 from assistant.database.models import Conversation, Message
 
 TICKET_FAILED_TEXT = ("I'm sorry, I could not reach our team's queue just now. Please try again in a moment, "
                       "or write to us by e-mail; your conversation is saved.")
 ALREADY_WITH_TEAM_TEXT = "A member of our team already has your conversation (ticket #{ticket}); they will get back to you here."
+WITH_PERSON_TEXT = "Your message is with our team (ticket #{ticket}); they will reply here."
 TOOL_FAILED_TEXT = "I'm sorry, I could not look that up just now ({error}). Please try again in a moment."
 NOT_ALLOWED_TEXT = "I'm sorry, I can't show that: {reason}."
 
@@ -43,7 +47,7 @@ class AgentReply:
     """What the customer (or operator) sees, and everything stored with it."""
 
     text: str
-    kind: str  # generated | extractive | refusal | verified (answers) | escalation | report | conversation | declined | error
+    kind: str  # generated | extractive | refusal | verified (answers) | escalation | with_person | report | conversation | declined | error
     citations: list[Citation]
     ticket: dict[str, Any] | None
     trace: dict[str, Any]
@@ -110,6 +114,11 @@ class SupportAgent:
         if caller.role == "customer" and caller.conversation_id != conversation_id:
             raise AccessDenied("you can only write in your own conversation")
         turn = self._receive(conversation_id, text, caller)
+        if turn.person_ticket is not None:  # a person of the team answers this conversation now, not the assistant
+            turn.trace.route = "with_person: a person of the team replied since the ticket opened"
+            text = WITH_PERSON_TEXT.format(ticket=turn.person_ticket["id"])
+            yield AgentFinal(self._store(turn, text, "with_person", None, turn.person_ticket), True)
+            return
         route = self.router.route(text)
         if route.intent in ("report", "conversation") and not caller.is_staff:
             route = Route("question", reason=f"{route.reason}, which is for our team: answered as a question")
@@ -155,8 +164,11 @@ class SupportAgent:
             history = [("user" if m.role == "customer" else "assistant", m.text) for m in earlier]
             message = add_message(session, conversation, "customer", text, settings=self.settings,
                                   created_at=self.now() if self.now else None)
+            person = with_person(session, conversation_id)
             return Turn(conversation_id, conversation.kb or "default", history, message.id,
-                        (message.sentiment_label, message.sentiment_score), started, caller, self.tools(caller))
+                        (message.sentiment_label, message.sentiment_score), started, caller, self.tools(caller),
+                        person_ticket={"id": person.id, "status": person.status, "priority": person.priority,
+                                       "created": False} if person else None)
 
     def _open_ticket(self, turn: Turn, reason: str, priority: str, by: str) -> tuple[dict[str, Any] | None, str]:
         result, error = turn.trace.call(turn.tools["create_ticket"], {"conversation_id": turn.conversation_id,

@@ -28,3 +28,4 @@ class Turn:
     tools: dict[str, BaseTool]  # bound to ``caller``
     trace: Trace = field(default_factory=Trace)
     ticket: dict[str, Any] | None = None  # opened by the model's own create_ticket call
+    person_ticket: dict[str, Any] | None = None  # the open ticket of a person who has replied: the assistant does not answer

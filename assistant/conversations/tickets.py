@@ -4,6 +4,11 @@ A ticket is opened by the escalation policy or when a customer asks for a person
 it from open to assigned to closed on the dashboard. Opening a second ticket for a conversation
 that already has an open one returns the open one, so a customer who asks twice, or whose anger
 and a failed answer coincide, is not queued twice.
+
+The person then answers in the conversation itself (``reply_as_agent``): the reply is an ``agent``
+message, which the customer's chat (web page or widget) picks up with ``agent_replies``, and the
+ticket is assigned to whoever replied first. From then until the ticket is closed the conversation
+is the person's (``with_person``): the assistant no longer answers in it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from assistant.access import Caller
+from assistant.config import Settings
+from assistant.conversations.store import MAX_TEXT_CHARS, add_message
 from assistant.database.models import Conversation, Message, Ticket
 
 PRIORITIES: tuple[str, ...] = ("low", "normal", "high", "urgent")
@@ -79,3 +87,49 @@ def ticket_dict(ticket: Ticket) -> dict[str, Any]:
     return {"id": ticket.id, "conversation_id": ticket.conversation_id, "reason": ticket.reason,
             "priority": ticket.priority, "status": ticket.status, "assignee": ticket.assignee,
             "created_at": ticket.created_at.isoformat(), "messages": len(ticket.transcript)}
+
+
+def with_person(session: Session, conversation_id: int) -> Ticket | None:
+    """The conversation's open ticket once a person has replied since it opened: the conversation is
+    theirs until the ticket is closed, and the assistant stops answering in it."""
+    ticket = open_ticket(session, conversation_id)
+    if ticket is None:
+        return None
+    replied = session.scalar(select(Message.id).where(Message.conversation_id == conversation_id, Message.role == "agent",
+                                                      Message.created_at >= ticket.created_at).limit(1))
+    return ticket if replied is not None else None
+
+
+def reply_as_agent(session: Session, caller: Caller, conversation_id: int, text: str, settings: Settings) -> Message:
+    """A person's reply to the customer, stored in the conversation as an ``agent`` message (flushed).
+
+    Staff of the conversation's knowledge base only (AccessDenied otherwise): a customer speaks
+    through the assistant, and an operator limited to other knowledge bases does not see this
+    conversation. An open ticket of the conversation becomes assigned to the one who replied, so the
+    queue shows that someone has taken it. The caller commits and audits."""
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None:
+        raise ValueError(f"there is no conversation {conversation_id}")
+    caller.check_staff(conversation.kb, "replying in that conversation")
+    text = text.strip()
+    if not text:
+        raise ValueError("the reply is empty: write what the customer should read")
+    if len(text) > MAX_TEXT_CHARS:
+        raise ValueError(f"the reply has {len(text)} characters; at most {MAX_TEXT_CHARS} fit in one message")
+    message = add_message(session, conversation, "agent", text, settings=settings)
+    ticket = open_ticket(session, conversation_id)
+    if ticket is not None and ticket.status == "open":
+        set_ticket_status(session, ticket.id, "assigned", caller.name)
+    return message
+
+
+def agent_replies(session: Session, caller: Caller, conversation_id: int, after_id: int = 0) -> list[dict[str, Any]]:
+    """The people's replies in a conversation with an id above ``after_id``, oldest first: what a customer's
+    chat polls for after a hand-over. Its own customer, or staff of its knowledge base (AccessDenied otherwise)."""
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None:
+        raise ValueError(f"there is no conversation {conversation_id}")
+    caller.check_conversation(conversation_id, conversation.kb)
+    rows = session.scalars(select(Message).where(Message.conversation_id == conversation_id, Message.role == "agent",
+                                                 Message.id > after_id).order_by(Message.id))
+    return [{"id": m.id, "text": m.text, "at": m.created_at.isoformat()} for m in rows]

@@ -1,8 +1,8 @@
 """The chat widget in a real browser: a plain page on one origin loads /widget.js from `helpmate api`
 on another (as a company's website would), with one script tag and a public customer key. Headless
 Chromium asks a question, sees the answer with a citation, rates it down (stored for review), finds
-the conversation again after a reload, and asks for a person (a ticket). The API's /docs page renders
-too. Real uvicorn, the demo help center, the packaged model.
+the conversation again after a reload, asks for a person (a ticket) and shows that person's replies,
+which an operator sends through the API. The API's /docs page renders too. Real uvicorn, the demo help center, the packaged model.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ import shutil
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 
 from assistant.database import session_scope
 from assistant.database.models import Feedback, Message, Ticket
-from tests.api.support import demo_env, key, real_agent, serve
+from tests.api.support import demo_env, headers, key, real_agent, serve
 from tests.conftest import REPO
 from tests.ui.support import artifacts_dir
 from ui.api.app import create_app
@@ -68,7 +69,9 @@ def page():
 
 
 def test_the_widget_answers_with_a_citation_takes_a_thumbs_down_and_keeps_the_conversation(site, page):
-    settings, url, _ = site
+    from playwright.sync_api import expect
+
+    settings, url, api = site
     page.goto(url)
     page.get_by_role("button", name="Open chat").click()
     box = page.get_by_label("Your message")
@@ -106,6 +109,31 @@ def test_the_widget_answers_with_a_citation_takes_a_thumbs_down_and_keeps_the_co
     with session_scope(settings) as session:
         ticket = session.scalars(select(Ticket)).one()
         assert ticket.conversation_id == conversation_id and ticket.status == "open"
+
+    # an operator answers through the API; the open widget shows it as the team's, as text
+    operator = key(settings, "operator", name="anna")
+    team = "Anna here <b>from the team</b>: your refund left today."
+    sent = httpx.post(f"{api}/v1/conversations/{conversation_id}/messages", json={"text": team},
+                      headers=headers(operator), timeout=30)
+    assert sent.status_code == 201, sent.text
+    shown = page.locator("#helpmate-widget .agent")
+    shown.filter(has_text=team).wait_for(timeout=30_000)
+    assert shown.locator(".who").inner_text() == "Reply from our team" and shown.locator("b").count() == 0
+    # with the panel closed, the next reply puts a dot on the bubble
+    page.locator("#helpmate-widget .head button[aria-label='Close chat']").click()
+    httpx.post(f"{api}/v1/conversations/{conversation_id}/messages", json={"text": "Anything else?"},
+               headers=headers(operator), timeout=30).raise_for_status()
+    page.locator("#helpmate-widget .bubble.unread").wait_for(timeout=30_000)
+    page.screenshot(path=str(artifacts_dir() / "widget-team-reply.png"))
+    page.get_by_role("button", name="Open chat (a new reply from our team)").click()
+    assert page.locator("#helpmate-widget .bubble.unread").count() == 0 and shown.count() == 2
+    expect(shown.last).to_be_in_viewport(ratio=1)  # the chat opens scrolled to the newest message
+    # the person has the conversation now: the next message goes to them, with a receipt that takes no rating
+    ratings = page.locator("#helpmate-widget .rate").count()
+    box.fill("It is order 12345, thanks")
+    box.press("Enter")
+    page.get_by_text(f"Your message is with our team (ticket #{ticket.id})").wait_for(timeout=60_000)
+    assert page.locator("#helpmate-widget .rate").count() == ratings
 
 
 def test_the_api_docs_render_without_any_outside_server(site, page):

@@ -124,6 +124,36 @@ def test_a_customer_continues_reads_and_rates_only_with_the_conversation_secret(
         assert session.scalar(select(Feedback.given_by).where(Feedback.message_id == answer_id)) == "customer"
 
 
+def test_an_operator_key_replies_to_a_handed_over_customer_who_reads_it_with_the_secret(world):
+    settings, base, keys, _ = world
+    customer, operator = keys["customer"], keys["operator"]
+    started = chat(base, customer, HUMAN, "help")
+    cid, secret = started.json()["helpmate"]["conversation_id"], started.json()["helpmate"]["conversation_secret"]
+    text = "Hello, Anna here: I have refunded the second charge today."
+
+    def reply(api_key, conversation=cid, said=text, secret_=None):
+        return httpx.post(f"{base}/v1/conversations/{conversation}/messages", json={"text": said},
+                          headers=headers(api_key, secret_), timeout=30)
+
+    assert_openai_error(reply(customer), 403, "access_denied")
+    assert_openai_error(reply(customer, secret_=secret), 403, "access_denied")  # its customer speaks through the chat
+    assert_openai_error(reply(keys["internal_operator"]), 403, "access_denied")
+    assert_openai_error(reply(operator, said="   "), 400, "invalid_reply")
+    assert_openai_error(reply(operator, conversation=10**6), 404, "conversation_not_found")
+    sent = reply(operator)
+    assert sent.status_code == 201, sent.text
+    assert (sent.json()["role"], sent.json()["text"], sent.json()["ticket"]["status"]) == ("agent", text, "assigned")
+
+    read = get(base, f"/v1/conversations/{cid}", customer, secret)
+    assert read.json()["messages"][-1] == {"id": sent.json()["id"], "role": "agent", "text": text,
+                                           "created_at": sent.json()["created_at"]}
+    assert read.json()["ticket"]["status"] == "assigned"
+    assert any(e.action == "conversation.reply" and e.target == f"conversation {cid}" for e in audit_log(settings))
+    with session_scope(settings) as session:
+        assert session.scalar(select(func.count(Message.id)).where(Message.conversation_id == cid,
+                                                                   Message.role == "agent")) == 1
+
+
 def test_a_customer_key_reaches_only_public_knowledge_bases(world):
     settings, base, keys, _ = world
     listed = get(base, "/v1/models", keys["customer"]).json()

@@ -8,6 +8,7 @@ chromium` (Playwright drives that browser; it downloads none of its own).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -210,6 +211,42 @@ def test_a_visitor_asking_for_another_conversation_gets_no_transcript(app_url, p
     page.screenshot(path=str(artifacts_dir() / "chat-asks-for-conversation.png"), full_page=True)
     shown = page.locator("[data-testid='stChatMessage']").all_inner_texts()
     assert not any(secret in text for secret in secrets for text in shown), shown
+
+
+def test_an_operator_answers_a_customer_who_asked_for_a_person(app_url, browser, page, demo_data: UIData):
+    """Both sides in their own browser: the customer asks for a person in the chat, the operator opens the
+    ticket on the dashboard and replies, and the reply appears in the customer's open chat without a
+    reload; the customer's next message goes to the person, not to the assistant."""
+    page.goto(f"{app_url}/")
+    page.get_by_placeholder("Ask a question about orders").wait_for(timeout=180_000)
+    page.get_by_role("button", name="Talk to a person").click()
+    handed = page.get_by_text("We've asked a member of our team to take over")
+    handed.wait_for()
+    ticket = re.search(r"ticket #(\d+)", handed.inner_text()).group(1)
+
+    operator = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
+    operator.set_default_timeout(60_000)
+    operator.goto(f"{app_url}/dashboard")
+    operator.get_by_role("textbox", name="User name").fill(demo_data.operator[0])
+    operator.get_by_role("textbox", name="Password").fill(demo_data.operator[1])
+    operator.get_by_role("button", name="Log in").click()
+    operator.get_by_text("Answer the customer").wait_for()
+    operator.locator("[data-testid='stSelectbox']").filter(has_text="Conversation of ticket").click()
+    operator.get_by_role("option", name=f"#{ticket} ·").click()
+    reply = "Hello, this is Olivia from the team: which order is it about?"
+    operator.get_by_label("Your reply (the customer reads it in their chat)").fill(reply)
+    operator.get_by_role("button", name="Send reply").click()
+    operator.get_by_text("Your reply is in conversation").wait_for()
+    operator.screenshot(path=str(artifacts_dir() / "dashboard-reply.png"), full_page=True)
+    operator.context.close()
+
+    page.get_by_text(reply).wait_for(timeout=30_000)  # the page looks every 5 s
+    assert page.get_by_text("Reply from our team").count() == 1
+    box = page.get_by_placeholder("Ask a question about orders")
+    box.fill("It is order 12345, thanks")
+    box.press("Enter")
+    page.get_by_text(f"Your message is with our team (ticket #{ticket})").wait_for(timeout=60_000)
+    page.screenshot(path=str(artifacts_dir() / "chat-team-reply.png"), full_page=True)
 
 
 def test_a_bare_streamlit_run_of_the_app_shows_no_deploy_button_either(page, tmp_path):

@@ -91,7 +91,7 @@ def test_sentiment_over_time_counts_every_class_per_day(db_settings):
 
 def test_ticket_queue_puts_urgent_first_and_hides_closed(db_settings):
     from assistant.database import session_scope
-    from assistant.conversations.tickets import create_ticket, set_ticket_status
+    from assistant.conversations.tickets import create_ticket, reply_as_agent, set_ticket_status
     from ui.dashboard_data import tickets
 
     with session_scope(db_settings) as session:
@@ -103,6 +103,10 @@ def test_ticket_queue_puts_urgent_first_and_hides_closed(db_settings):
         queue = tickets(session, ADMIN)
         assert list(queue["priority"]) == ["urgent", "normal"]
         assert len(tickets(session, ADMIN, ("open", "assigned", "closed"))) == 3
+        # who wrote last: the customer waits for an answer until a person replies
+        assert list(queue["last_from"]) == ["customer", "customer"]
+        reply_as_agent(session, ADMIN, int(queue["conversation_id"][0]), "I am on it.", db_settings)
+        assert list(tickets(session, ADMIN)["last_from"]) == ["agent", "customer"]
 
 
 def test_uploads_are_ingested_one_by_one_and_failures_listed(settings, tmp_path):

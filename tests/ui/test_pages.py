@@ -43,8 +43,10 @@ def _page(name: str) -> AppTest:
     return AppTest.from_file(str(VIEWS / f"{name}.py"), default_timeout=TIMEOUT)
 
 
-def _submit(at: AppTest) -> AppTest:
-    # The login form's submit button is the only form_submit_button on the page before login.
+def _log_in(at: AppTest, name: str, password: str) -> AppTest:
+    """Fill the login form and press its button (the only form_submit_button on the page before login)."""
+    at.text_input(key="login_name").set_value(name)
+    at.text_input(key="login_password").set_value(password)
     return [b for b in at.button if b.label == "Log in"][0].click().run()
 
 
@@ -139,13 +141,10 @@ def test_dashboard_asks_for_an_operator_and_then_shows_sentiment(ui_data: UIData
     assert not at.get("vega_lite_chart")
     assert [b.label for b in at.button] == ["Log in"]
 
-    at.text_input(key="login_name").set_value(ui_data.operator[0])
-    at.text_input(key="login_password").set_value("not-the-password")
-    _submit(at)
+    _log_in(at, ui_data.operator[0], "not-the-password")
     assert "Wrong user name or password." in [e.value for e in at.error]
 
-    at.text_input(key="login_password").set_value(ui_data.operator[1])
-    _submit(at)
+    _log_in(at, ui_data.operator[0], ui_data.operator[1])
     assert not at.exception, at.exception
     assert at.title[0].value == "Operator dashboard"
     assert len(at.get("vega_lite_chart")) >= 2  # over time, and by channel
@@ -169,9 +168,7 @@ def test_dashboard_moves_a_ticket_through_the_queue(ui_data: UIData):
         ticket, _ = create_ticket(session, conversation_id, "customer is angry about a late parcel", "high")
         ticket_id = ticket.id
     at = _page("dashboard").run()
-    at.text_input(key="login_name").set_value(ui_data.admin[0])  # an admin may use the operator page
-    at.text_input(key="login_password").set_value(ui_data.admin[1])
-    _submit(at)
+    _log_in(at, ui_data.admin[0], ui_data.admin[1])  # an admin may use the operator page
     assert not at.exception, at.exception
     forms = at.get("form")
     assert forms, "the ticket form is shown when the queue has tickets"
@@ -186,15 +183,11 @@ def test_dashboard_moves_a_ticket_through_the_queue(ui_data: UIData):
 
 def test_admin_page_needs_an_admin_and_lists_documents(ui_data: UIData):
     at = _page("admin").run()
-    at.text_input(key="login_name").set_value(ui_data.operator[0])
-    at.text_input(key="login_password").set_value(ui_data.operator[1])
-    _submit(at)
+    _log_in(at, ui_data.operator[0], ui_data.operator[1])
     assert any("needs an admin" in e.value for e in at.error)
     assert not at.title or at.title[0].value != "Admin"
 
-    at.text_input(key="login_name").set_value(ui_data.admin[0])
-    at.text_input(key="login_password").set_value(ui_data.admin[1])
-    _submit(at)
+    _log_in(at, ui_data.admin[0], ui_data.admin[1])
     assert not at.exception, at.exception
     assert at.title[0].value == "Admin"
     frames = at.dataframe
@@ -213,9 +206,7 @@ def test_admin_sets_who_sees_which_knowledge_base_and_reads_the_audit_log(ui_dat
 
     settings = get_settings()
     at = _page("admin").run()
-    at.text_input(key="login_name").set_value(ui_data.admin[0])
-    at.text_input(key="login_password").set_value(ui_data.admin[1])
-    _submit(at)
+    _log_in(at, ui_data.admin[0], ui_data.admin[1])
     assert not at.exception, at.exception
     try:
         at.toggle(key="admin_public_help").set_value(False).run()
@@ -264,9 +255,7 @@ def test_admin_promotes_and_rolls_back_model_versions(settings, tmp_path):
             return dict(session.execute(select(ModelVersion.name, ModelVersion.status)).all())
 
     at = _page("admin").run()
-    at.text_input(key="login_name").set_value("adam")
-    at.text_input(key="login_password").set_value("admin-password-1")
-    _submit(at)
+    _log_in(at, "adam", "admin-password-1")
     assert not at.exception, at.exception
     versions = [f.value for f in at.dataframe if "eval.token_f1" in f.value.columns][0]
     assert dict(zip(versions["name"], versions["eval.token_f1"])) == {"helpmate-ft-001-aaaa": 0.41,
@@ -304,3 +293,41 @@ def test_talk_to_a_person_works_before_any_question(ui_data: UIData):
     at.button(key="talk_to_person").click().run()
     assert at.session_state["helpmate_chat"]["ticket_id"] == ticket.id
     assert "already with our team" in at.session_state["helpmate_chat"]["turns"][-1]["text"]
+
+
+def test_an_operator_answers_a_handed_over_customer_who_reads_it_in_the_chat(ui_data: UIData):
+    from assistant.access import audit_log
+    from assistant.config import get_settings
+    from assistant.database import session_scope
+    from assistant.database.models import Message, Ticket
+
+    chat = _page("chat").run()
+    chat.button(key="talk_to_person").click().run()
+    state = chat.session_state["helpmate_chat"]
+    settings = get_settings()
+
+    dashboard = _page("dashboard").run()
+    _log_in(dashboard, ui_data.operator[0], ui_data.operator[1])
+    assert not dashboard.exception, dashboard.exception
+    dashboard.selectbox(key="dash_reply_ticket").set_value(state["ticket_id"]).run()
+    reply = "Hello, this is **Anna**: your new parcel left today."
+    dashboard.text_area(key="dash_reply_text").set_value(reply)
+    [b for b in dashboard.button if b.label == "Send reply"][0].click().run()
+    assert not dashboard.exception, dashboard.exception
+    assert any(f"ticket #{state['ticket_id']}" in s.value for s in dashboard.success)
+    with session_scope(settings) as session:
+        stored = session.scalars(select(Message).where(Message.conversation_id == state["conversation_id"],
+                                                       Message.role == "agent")).one()
+        assert stored.text == reply
+        ticket = session.get(Ticket, state["ticket_id"])
+        assert (ticket.status, ticket.assignee) == ("assigned", ui_data.operator[0])
+    assert any(e.action == "conversation.reply" and e.target == f"conversation {state['conversation_id']}"
+               and e.actor == ui_data.operator[0] for e in audit_log(settings))
+
+    chat.run()  # what the page's fragment does every few seconds
+    assert not chat.exception, chat.exception
+    assert chat.session_state["helpmate_chat"]["turns"][-1] == {"role": "agent", "text": reply}
+    assert "Reply from our team" in [c.value for c in chat.caption]
+    assert reply in _texts(chat)  # shown as written: the stars are escaped, not bold
+    chat.run()
+    assert [t["role"] for t in chat.session_state["helpmate_chat"]["turns"]].count("agent") == 1  # shown once

@@ -1,12 +1,13 @@
-"""Conversations through the API: the secret that continues one, reading it, rating its answers and
-handing it to a person.
+"""Conversations through the API: the secret that continues one, reading it, rating its answers,
+handing it to a person, and that person's reply.
 
 A conversation started through the API gets a secret, returned once (``conversation_secret``) and
 stored as a hash. The customer key is public, so a customer reaches a conversation only with its
 secret (header ``X-Conversation-Secret``): the key alone opens nobody's conversation, and ids,
 which are sequential, reveal nothing. Operator and admin keys read the conversations of their
 knowledge bases (audited); continuing a conversation in the chat always needs its secret, since
-whoever continues it speaks as its customer.
+whoever continues it speaks as its customer. Operator and admin keys reply to the customer in the
+conversation (``POST .../messages``, an ``agent`` message the customer's chat reads like the rest).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from sqlalchemy.orm import Session
 from assistant.access import Caller, audit
 from assistant.answering.grounding import cited_numbers
 from assistant.conversations.feedback import TooMuchFeedback, add_feedback
-from assistant.conversations.tickets import create_ticket, open_ticket
+from assistant.conversations.store import MAX_TEXT_CHARS
+from assistant.conversations.tickets import create_ticket, open_ticket, reply_as_agent
 from assistant.database import session_scope
 from assistant.database.models import ApiConversation, Chunk, Conversation, Document, Message, Ticket
 from assistant.retrieval.types import heading_path
@@ -172,3 +174,26 @@ def hand_over(conversation_id: int, body: HandoverIn | None = None, ctx: Context
         ticket, created = (existing, False) if existing else create_ticket(
             session, conversation_id, (body or HandoverIn()).reason, priority="normal")
         return {"ticket": {**ticket_summary(ticket), "created": created}}
+
+
+class ReplyIn(BaseModel):
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, description="What the customer reads, as written.")
+
+
+@router.post("/{conversation_id}/messages", status_code=201,
+             summary="Reply to the customer as a person of the team (operator and admin keys)")
+def reply(conversation_id: int, body: ReplyIn, ctx: Context = Depends(authenticated)) -> dict[str, Any]:
+    """The reply is stored as an ``agent`` message; the conversation's open ticket is assigned to the
+    key's name. Customers speak through `/v1/chat/completions`, so a customer key gets 403 here."""
+    caller = ctx.require_staff("replying as the team")
+    with session_scope(ctx.settings) as session:
+        if session.get(Conversation, conversation_id) is None:
+            raise ApiError(404, f"there is no conversation {conversation_id}", "conversation_not_found")
+        try:
+            message = reply_as_agent(session, caller, conversation_id, body.text, ctx.settings)
+        except ValueError as error:
+            raise ApiError(400, str(error), "invalid_reply", "text") from None
+        result = {"id": message.id, "role": message.role, "text": message.text, "created_at": message.created_at.isoformat(),
+                  "ticket": ticket_summary(open_ticket(session, conversation_id))}
+    audit(ctx.settings, caller, "conversation.reply", f"conversation {conversation_id}", {"message": result["id"]})
+    return result

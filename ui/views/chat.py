@@ -2,33 +2,39 @@
 
 Open to everyone. The conversation lives in the session state (it survives reruns) and in the
 database (every message, with sentiment). Each answer has thumbs, a "suggest a better answer"
-form and expandable citations; "Talk to a person" opens a ticket for the operators.
+form and expandable citations; "Talk to a person" opens a ticket for the operators. Once a ticket
+is open the page looks for the operators' replies every few seconds (a fragment: the page does not
+reload) and shows them in the conversation.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import streamlit as st
 
 from assistant.llm.base import ModelUnavailableError
 from assistant.access import AccessDenied
 from assistant.answering.assistant import REPLACED_NOTE
-from ui.chat_backend import Reply, Token, citation_label, customer, document_name, give_feedback, knowledge_bases, request_person, start_chat
+from ui.chat_backend import (Reply, Token, citation_label, customer, document_name, give_feedback, knowledge_bases, new_agent_replies,
+                              request_person, start_chat)
 from ui.common import backend, client_address, friendly_errors, settings
 from ui.safe_text import literal
 
 STATE = "helpmate_chat"
 DOWN_MESSAGE = ("The answer model is not reachable right now, so I cannot answer. Your message is saved; "
                 "try again in a minute or ask to talk to a person.")
+REPLY_POLL = timedelta(seconds=5)  # how often an open ticket's conversation is checked for an operator's reply
 
 
 def _state() -> dict:
     if STATE not in st.session_state:
-        st.session_state[STATE] = {"conversation_id": None, "kb": None, "turns": [], "ticket_id": None}
+        st.session_state[STATE] = {"conversation_id": None, "kb": None, "turns": [], "ticket_id": None, "agent_seen": 0}
     return st.session_state[STATE]
 
 
 def _reset(state: dict, kb: str | None) -> None:
-    state.update(conversation_id=None, kb=kb, turns=[], ticket_id=None)
+    state.update(conversation_id=None, kb=kb, turns=[], ticket_id=None, agent_seen=0)
 
 
 @st.cache_resource(show_spinner="Loading the language model…")
@@ -101,6 +107,11 @@ def _feedback_controls(index: int, turn: dict) -> None:
 
 
 def _show_turn(index: int, turn: dict) -> None:
+    if turn["role"] == "agent":  # a person of the team, answering after a hand-over
+        with st.chat_message("assistant", avatar="🧑‍💼"):
+            st.caption("Reply from our team")
+            st.markdown(literal(turn["text"]))
+        return
     with st.chat_message("user" if turn["role"] == "customer" else "assistant"):
         if turn.get("error"):
             st.error(turn["error"])
@@ -115,6 +126,8 @@ def _show_turn(index: int, turn: dict) -> None:
                 st.markdown(literal(citation.get("text") or ""))  # the passage as written, never markup
                 page = f" · page {citation['page']}" if citation.get("page") else ""
                 st.caption(f"Source: {literal(document_name(citation))}{page}")  # the name, not the server path
+        if turn.get("kind") == "with_person":  # a receipt while a person has the conversation: nothing to rate
+            return
         if turn.get("ticket_id"):
             st.info(f"A member of our team will take over (ticket #{turn['ticket_id']}).")
         _feedback_controls(index, turn)
@@ -166,6 +179,18 @@ def _talk_to_person(state: dict, kb: str) -> None:
         st.rerun()
 
 
+@st.fragment(run_every=REPLY_POLL)
+def _pick_up_replies() -> None:
+    """Show what the team wrote since the last look (the page reruns only when there is something new)."""
+    state = _state()
+    fresh = new_agent_replies(settings(), customer(settings(), state["conversation_id"], client_address()),
+                              state["agent_seen"])
+    if fresh:
+        state["turns"] += [{"role": "agent", "text": reply["text"]} for reply in fresh]
+        state["agent_seen"] = fresh[-1]["id"]
+        st.rerun()
+
+
 def main() -> None:
     st.title("Ask our help center")
     state = _state()
@@ -180,6 +205,8 @@ def main() -> None:
     for index, turn in enumerate(state["turns"]):
         _show_turn(index, turn)
     _talk_to_person(state, kb)
+    if state["ticket_id"] and state["conversation_id"]:
+        _pick_up_replies()
     question = st.chat_input("Ask a question about orders, returns, shipping…")
     if question and question.strip():
         _answer(state, kb, question.strip())

@@ -1,4 +1,5 @@
-"""Operator dashboard: how customers feel, what went wrong, and the ticket queue.
+"""Operator dashboard: how customers feel, what went wrong, and the ticket queue, where an operator
+answers a handed-over customer in their own conversation.
 
 Needs an operator (or admin) login. The filters live in the sidebar; everything below them is one
 fragment that reruns on its own every refresh interval, so the page updates without a reload and
@@ -29,9 +30,10 @@ COLORS = alt.Scale(domain=["negative", "neutral", "positive"], range=["#d62728",
 REFRESH_CHOICES = {"off": None, "30 s": 30, "1 min": 60, "5 min": 300}
 
 
-def _csv_button(frame: pd.DataFrame, name: str) -> None:
+def _csv_button(frame: pd.DataFrame, name: str, where: str = "") -> None:
+    """``where`` tells apart two buttons for the same table in different sections (a widget key is unique)."""
     st.download_button(f"Download {name} (CSV)", data.csv_bytes(frame), file_name=f"{name}.csv",
-                       mime="text/csv", key=f"csv_{name}", disabled=frame.empty)
+                       mime="text/csv", key=f"csv_{where}{name}", disabled=frame.empty)
 
 
 def _filters(caller: Caller) -> tuple[data.Period, str | None, str, int | None]:
@@ -69,7 +71,7 @@ def _breakdown_chart(frame: pd.DataFrame, column: str) -> alt.Chart:
             .properties(height=max(160, 40 * len(frame))))
 
 
-def _drilldown(session, caller: Caller, conversation_id: int) -> None:
+def _drilldown(session, caller: Caller, conversation_id: int, where: str = "") -> None:
     rows = data.transcript_rows(session, caller, conversation_id)
     st.markdown(f"**Conversation {conversation_id}**: {len(rows)} messages")
     for row in rows:
@@ -87,7 +89,7 @@ def _drilldown(session, caller: Caller, conversation_id: int) -> None:
                 with st.expander("Tool trace"):
                     st.json(row["trace"] if isinstance(row["trace"], (dict, list)) else json.loads(row["trace"]))
     _csv_button(pd.DataFrame(rows, columns=data.TRANSCRIPT_COLUMNS).drop(columns=["trace"]),
-                f"conversation_{conversation_id}")
+                f"conversation_{conversation_id}", where)
 
 
 def _tickets(session, caller: Caller, kb: str | None) -> None:
@@ -116,6 +118,32 @@ def _tickets(session, caller: Caller, kb: str | None) -> None:
                 st.rerun()
             except ValueError as error:
                 st.error(str(error))
+    _reply(session, caller, queue)
+
+
+def _reply(session, caller: Caller, queue: pd.DataFrame) -> None:
+    """Answer the customer of a ticket in their own conversation: they read it in their chat."""
+    from assistant.conversations.store import MAX_TEXT_CHARS
+    from assistant.conversations.tickets import reply_as_agent
+
+    st.markdown("**Answer the customer**")
+    by_id = queue.set_index("id")
+    ticket_id = st.selectbox("Conversation of ticket", list(queue["id"]), key="dash_reply_ticket", on_change=touch,
+                             format_func=lambda i: f"#{i} · {by_id.loc[i, 'reason'][:80]}")
+    conversation_id = int(by_id.loc[ticket_id, "conversation_id"])
+    _drilldown(session, caller, conversation_id, where="ticket_")
+    with st.form("ticket_reply", clear_on_submit=True):
+        text = st.text_area("Your reply (the customer reads it in their chat)", key="dash_reply_text", max_chars=MAX_TEXT_CHARS)
+        if st.form_submit_button("Send reply", on_click=touch):
+            try:
+                reply_as_agent(session, caller, conversation_id, text, settings())
+                session.commit()
+            except ValueError as error:
+                st.error(str(error))
+                return
+            audit(settings(), caller, "conversation.reply", f"conversation {conversation_id}", {"ticket": int(ticket_id)})
+            st.session_state["dash_flash"] = f"Your reply is in conversation {conversation_id} (ticket #{ticket_id})."
+            st.rerun()
 
 
 def _body(period: data.Period, kb: str | None, granularity: str) -> None:

@@ -17,6 +17,7 @@ from assistant.agent.router import Router
 from assistant.agent.tools import ToolContext, build_tools, load_extra_tools
 from assistant.answering.assistant import Assistant
 from assistant.conversations.store import add_message, start_conversation
+from assistant.conversations.tickets import reply_as_agent, set_ticket_status
 from assistant.database import session_scope
 from assistant.database.models import Message, Ticket
 from assistant.llm.langchain_model import LangChainChatModel
@@ -159,6 +160,23 @@ def test_a_question_is_answered_with_citations_and_the_retrieval_recorded(kb, ag
         stored = session.get(Message, reply.message_id)
         assert stored.retrieved_chunk_ids and stored.trace["answer"]["kind"] == reply.kind
         assert stored.model_version == reply.model
+
+
+def test_once_a_person_replies_the_conversation_is_theirs_until_the_ticket_closes(kb, agent):
+    cid, customer = as_customer(agent)
+    ticket_id = agent.respond(cid, "I want to talk to a real person please", caller=customer).ticket["id"]
+    answered = agent.respond(cid, "How much does express shipping cost?", caller=customer)
+    assert answered.kind in ("generated", "extractive")  # no person has replied yet: the assistant still answers
+    with session_scope(kb) as session:
+        reply_as_agent(session, OPERATOR, cid, "Hi, Olivia here. What is your order number?", kb)
+    waiting = agent.respond(cid, "It is order 12345. And how much does express shipping cost?", caller=customer)
+    assert (waiting.kind, waiting.ticket["id"], waiting.citations, waiting.model) == ("with_person", ticket_id, [], None)
+    assert f"ticket #{ticket_id}" in waiting.text and "14.90" not in waiting.text
+    with session_scope(kb) as session:
+        assert session.get(Message, waiting.customer_message_id).sentiment_label  # stored and scored for the person
+        set_ticket_status(session, ticket_id, "closed")
+    after = agent.respond(cid, "How much does express shipping cost?", caller=customer)
+    assert after.kind in ("generated", "extractive") and "14.90" in after.text
 
 
 def test_local_backend_refuses_tool_binding(kb, agent):

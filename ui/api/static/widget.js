@@ -14,7 +14,9 @@
  * is set with textContent, never parsed as HTML. Answers stream: the model's unchecked draft is
  * shown greyed while it is written, then replaced by the checked answer with its citations (and,
  * when passages were quoted instead of the draft, the API's note saying so). The
- * conversation (id and secret) is kept in localStorage, so it survives page loads.
+ * conversation (id and secret) is kept in localStorage, so it survives page loads. Once the
+ * conversation has a ticket, the widget asks the API every few seconds for the team's replies
+ * (`agent` messages) and shows them, with a dot on the closed bubble, until the ticket is closed.
  */
 (function () {
   "use strict";
@@ -26,6 +28,7 @@
   var TITLE = script.getAttribute("data-title") || "Ask us anything";
   var API = (script.getAttribute("data-api") || new URL(script.src, location.href).origin).replace(/\/$/, "");
   var STORE = "helpmate-widget:" + API + ":" + KB;
+  var POLL_MS = 5000;
   var CSS = [
     ":host{all:initial;font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1d2530}",
     ".bubble{position:fixed;right:20px;bottom:20px;width:56px;height:56px;border-radius:50%;border:0;cursor:pointer;",
@@ -41,6 +44,8 @@
     ".msg{max-width:88%;padding:8px 10px;border-radius:10px;white-space:pre-wrap;word-wrap:break-word}",
     ".customer{align-self:flex-end;background:#1f6feb;color:#fff}",
     ".assistant{align-self:flex-start;background:#fff;border:1px solid #d8dee4}",
+    ".agent{align-self:flex-start;background:#fff8e6;border:1px solid #f0d48a}.who{font-size:12px;color:#57606a;margin-bottom:4px}",
+    ".bubble.unread::after{content:'';position:absolute;top:4px;right:4px;width:12px;height:12px;border-radius:50%;background:#d1242f}",
     ".draft{color:#6e7781;font-style:italic}.why{font-size:12px;color:#57606a;margin-bottom:4px}.note{align-self:center;font-size:13px;color:#57606a;text-align:center}",
     ".error{align-self:stretch;background:#fff1f0;border:1px solid #ffc9c4;color:#86181d}",
     "ol.cites{margin:8px 0 0;padding-left:18px;font-size:13px;color:#424a53}",
@@ -113,6 +118,34 @@
   function citeLabel(c) {
     return "[" + c.number + "] " + (c.heading || c.document) + " \u2014 " + c.document + (c.page ? ", page " + c.page : "");
   }
+
+  var seen = 0, polling = null;  // the newest team reply shown; the timer that looks for more
+
+  function showAgent(message) {
+    var node = el("div", { "class": "msg agent" });
+    node.appendChild(el("div", { "class": "who" }, "Reply from our team"));
+    node.appendChild(document.createTextNode(message.text));
+    log.appendChild(node);
+    seen = Math.max(seen, message.id);
+    if (!panel.classList.contains("open")) {
+      bubble.classList.add("unread");
+      bubble.setAttribute("aria-label", "Open chat (a new reply from our team)");
+    }
+    scroll();
+  }
+
+  async function pollReplies() {
+    var conversation = saved();
+    if (!conversation) { return; }
+    try {
+      var response = await fetch(API + "/v1/conversations/" + conversation.id, { headers: headers(true) });
+      if (!response.ok) { return; }
+      var data = await response.json();
+      data.messages.forEach(function (m) { if (m.role === "agent" && m.id > seen) { showAgent(m); } });
+      if (!data.ticket || data.ticket.status === "closed") { clearInterval(polling); polling = null; }
+    } catch (e) { /* offline for a moment: the next look tries again */ }
+  }
+  function watchForReplies() { if (!polling) { polling = setInterval(pollReplies, POLL_MS); } }
 
   // why: the API's note when the greyed draft the visitor watched was replaced by quoted passages.
   function finishAnswer(node, text, citations, messageId, why) {
@@ -214,8 +247,13 @@
         var delta = (data.choices && data.choices[0] && data.choices[0].delta) || {};
         if (delta.content) { content += delta.content; }
         if (data.choices && data.choices[0] && data.choices[0].finish_reason) {
-          finishAnswer(answer, content, extra.citations, extra.message_id, draft ? extra.note : null);
-          if (extra.ticket && extra.ticket.id) { note("A member of our team will take over here (ticket #" + extra.ticket.id + ")."); }
+          var rated = extra.kind === "with_person" ? null : extra.message_id;  // a receipt while a person has the conversation
+          finishAnswer(answer, content, extra.citations, rated, draft ? extra.note : null);
+          if (extra.ticket && extra.ticket.id) {
+            // with_person: a person has the conversation, and the reply itself says the message went to them
+            if (extra.kind !== "with_person") { note("A member of our team will take over here (ticket #" + extra.ticket.id + ")."); }
+            watchForReplies();
+          }
         }
       }
     }
@@ -233,8 +271,10 @@
     var data = await response.json();
     data.messages.forEach(function (m) {
       if (m.role === "customer") { note(m.text, "customer"); }
-      else { finishAnswer(note("", "assistant"), m.text, m.citations, m.role === "assistant" ? m.id : null); }
+      else if (m.role === "agent") { showAgent(m); }
+      else { finishAnswer(note("", "assistant"), m.text, m.citations, m.kind === "with_person" ? null : m.id); }
     });
+    if (data.ticket && data.ticket.status !== "closed") { watchForReplies(); }
   }
 
   async function handover() {
@@ -247,6 +287,7 @@
       var ticket = (await response.json()).ticket;
       note((ticket.created ? "We've asked a member of our team to take over" : "Your request is already with our team") +
            " (ticket #" + ticket.id + ").");
+      watchForReplies();
     } else {
       note((await problem(response)).message || "Our team could not be reached; please try again.", "error");
     }
@@ -255,9 +296,10 @@
   var restored = false;
   bubble.addEventListener("click", function () {
     var open = panel.classList.toggle("open");
+    if (open) { bubble.classList.remove("unread"); }
     bubble.setAttribute("aria-label", open ? "Close chat" : "Open chat");
     if (open && !restored) { restored = true; restore(); }
-    if (open) { input.focus(); }
+    if (open) { input.focus(); scroll(); }
   });
   close.addEventListener("click", function () { panel.classList.remove("open"); bubble.setAttribute("aria-label", "Open chat"); });
   person.addEventListener("click", handover);
