@@ -35,9 +35,9 @@ from typing import Any, Callable
 import torch
 from tqdm.auto import tqdm
 
-from assistant.embeddings import quiet_model_loading
 from finetune.dataset import read_jsonl
-from finetune.training import MAX_GRAD_NORM, MAX_LORA_RANK, WARMUP_SHARE, _Example, _answer_loss, _batch, _linear_schedule, encode_example
+from finetune.training import (MAX_GRAD_NORM, MAX_LORA_RANK, WARMUP_SHARE, _Example, _answer_loss, _batch, _linear_schedule,
+                               encode_example, load_base_for_training)
 
 CHECKPOINT = "checkpoint"
 STATE = "state.json"
@@ -100,14 +100,8 @@ def _batches(examples: list[_Example], batch_size: int, epochs: int, seed: int) 
 
 def _lora_model(base_model_dir: Path, config: AnswererConfig, device: str):
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
 
-    quiet_model_loading()
-    torch.manual_seed(config.seed)  # the LoRA A matrices are initialised from torch's global generator
-    # float32 on every device: in bfloat16 on a GPU (H200, 2026-11-30) the loss turned to NaN between steps 60 and 180 of
-    # 150-300 steps; a 135M model in float32 still trains in about 20 s there (BENCHMARKS.md).
-    model = AutoModelForCausalLM.from_pretrained(base_model_dir, dtype=torch.float32).to(device)
-    model.config.use_cache = False
+    model = load_base_for_training(base_model_dir, config.seed, device)
     layers = model.config.num_hidden_layers
     if not 0 <= config.first_layer < layers:
         raise ValueError(f"first_layer must be between 0 and {layers - 1}, not {config.first_layer}")
