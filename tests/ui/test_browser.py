@@ -211,6 +211,8 @@ def test_a_visitor_asking_for_another_conversation_gets_no_transcript(app_url, p
     page.screenshot(path=str(artifacts_dir() / "chat-asks-for-conversation.png"), full_page=True)
     shown = page.locator("[data-testid='stChatMessage']").all_inner_texts()
     assert not any(secret in text for secret in secrets for text in shown), shown
+    # two answers it could not give hand the conversation over: the reply says so, once
+    assert shown[-1].count("ticket #") == 1, shown[-1]
 
 
 def test_an_operator_answers_a_customer_who_asked_for_a_person(app_url, browser, page, demo_data: UIData):

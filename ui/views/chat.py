@@ -126,11 +126,9 @@ def _show_turn(index: int, turn: dict) -> None:
                 st.markdown(literal(citation.get("text") or ""))  # the passage as written, never markup
                 page = f" · page {citation['page']}" if citation.get("page") else ""
                 st.caption(f"Source: {literal(document_name(citation))}{page}")  # the name, not the server path
-        if turn.get("kind") == "with_person":  # a receipt while a person has the conversation: nothing to rate
-            return
-        if turn.get("ticket_id"):
-            st.info(f"A member of our team will take over (ticket #{turn['ticket_id']}).")
-        _feedback_controls(index, turn)
+        # A reply that opened a ticket says so itself (the sidebar keeps the ticket in view).
+        if turn.get("kind") != "with_person":  # a receipt while a person has the conversation: nothing to rate
+            _feedback_controls(index, turn)
 
 
 def _customer(state: dict, kb: str):

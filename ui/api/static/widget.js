@@ -249,11 +249,7 @@
         if (data.choices && data.choices[0] && data.choices[0].finish_reason) {
           var rated = extra.kind === "with_person" ? null : extra.message_id;  // a receipt while a person has the conversation
           finishAnswer(answer, content, extra.citations, rated, draft ? extra.note : null);
-          if (extra.ticket && extra.ticket.id) {
-            // with_person: a person has the conversation, and the reply itself says the message went to them
-            if (extra.kind !== "with_person") { note("A member of our team will take over here (ticket #" + extra.ticket.id + ")."); }
-            watchForReplies();
-          }
+          if (extra.ticket && extra.ticket.id) { watchForReplies(); }  // the reply itself says a person will answer
         }
       }
     }
