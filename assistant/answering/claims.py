@@ -30,6 +30,7 @@ _LEAD_IN = re.compile(
     r"^\s*(?:(?:the\s+)?answer(?:\s+to\s+(?:the|this|your)\s+question)?\s+is\s*:?|answer\s*:)\s*", re.IGNORECASE
 )
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+_LIST_MARKER = re.compile(r"(?:[-*•]|\d{1,2}[.)])")
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 _NEGATION = re.compile(r"\b(?:not|never|cannot|none|nothing|nor|no longer|neither)\b|n['’]t\b", re.IGNORECASE)
@@ -82,7 +83,7 @@ def split_sentences(text: str) -> list[str]:
     sentences: list[str] = []
     carry = ""
     for part in parts:
-        if not part:
+        if not part or _LIST_MARKER.fullmatch(part):  # "4." split off its list item: a number that says nothing
             continue
         part = f"{carry} {part}".strip() if carry else part
         if len(_WORD.findall(part)) < 3:

@@ -283,6 +283,9 @@ def test_extractive_answer_copies_and_cites_the_best_sentences(embedder):
 def test_sentences_split_at_ends_and_bullets_and_keep_short_answers_whole():
     assert split_sentences("No. Only one code per order.\n- Price: 14.90 EUR per order. - Delivery: next day.") == [
         "No. Only one code per order.", "Price: 14.90 EUR per order.", "Delivery: next day."]
+    # a numbered step (a chunk keeps the list's numbers in its running text) loses its number, not its price
+    assert split_sentences("3. Print the label. 4. Pack the items and drop off the parcel within 7 days. 5) Costs 4.95 EUR.") == [
+        "Print the label.", "Pack the items and drop off the parcel within 7 days.", "Costs 4.95 EUR."]
 
 
 def test_followup_detection_and_rewrite():
