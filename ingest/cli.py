@@ -20,6 +20,7 @@ def ingest(
     exclude: Annotated[list[str], typer.Option("--exclude", help="Glob of files to leave out (repeatable).")] = [],
     prune: Annotated[bool, typer.Option("--prune", help="Remove documents whose files are gone from the given folders.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first file that cannot be ingested.")] = False,
+    reparse: Annotated[bool, typer.Option("--reparse", help="Parse unchanged files again (after an upgrade that reads a format better); only documents whose text changed are embedded again.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: only on a terminal).")] = None,
     engine: Annotated[str, typer.Option("--engine", help="Where parsing, chunking and embedding run: local (this process) or ray (a Ray cluster).")] = "local",
@@ -35,8 +36,8 @@ def ingest(
     from ingest.pipeline import ingest_paths
 
     with user_errors(FileNotFoundError, IngestionLockedError, ValueError, RayUnavailableError):
-        summary = ingest_paths(paths, kb, get_settings(), include=include, exclude=exclude, prune=prune, strict=strict, show_progress=progress,
-                               engine=engine, address=address)
+        summary = ingest_paths(paths, kb, get_settings(), include=include, exclude=exclude, prune=prune, strict=strict, reparse=reparse,
+                               show_progress=progress, engine=engine, address=address)
     result = summary.as_dict()
     if as_json:
         typer.echo(json.dumps(result))

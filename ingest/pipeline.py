@@ -144,7 +144,11 @@ class Ingestor:
                              f"this process with {self.embedder.name} ({self.embedder.dim} dims); install the same model everywhere")
 
     def run(self, paths: Sequence[Path], include: Sequence[str] = (), exclude: Sequence[str] = (),
-            prune: bool = False, strict: bool = False) -> IngestSummary:
+            prune: bool = False, strict: bool = False, reparse: bool = False) -> IngestSummary:
+        """Ingest ``paths`` (files or folders); ``prune`` removes documents whose files are gone, ``strict``
+        stops at the first file that fails. A file whose bytes did not change is skipped unless
+        ``reparse``: then it is parsed again (a newer loader may read it better) and only documents
+        whose text changed are embedded again."""
         files = discover(paths, include, exclude)
         roots = [Path(p).expanduser().resolve() for p in paths]
         with kb_lock(kb_index_dir(self.settings, self.kb_name) / ".lock", self.kb_name):
@@ -157,7 +161,7 @@ class Ingestor:
             summary = IngestSummary(kb=self.kb_name, run_id=run_id, files=len(files))
             started = time.perf_counter()
             try:
-                self._ingest(kb_id, generation, files, roots, prune, strict, summary)
+                self._ingest(kb_id, generation, files, roots, prune, strict, reparse, summary)
             except BaseException:
                 summary.seconds = time.perf_counter() - started
                 self._finish_run(run_id, summary, "failed")
@@ -181,7 +185,7 @@ class Ingestor:
             return kb.id, kb.index_generation
 
     def _ingest(self, kb_id: int, generation: int, files: list[Path], roots: list[Path], prune: bool, strict: bool,
-                summary: IngestSummary) -> None:
+                reparse: bool, summary: IngestSummary) -> None:
         index = read_dense(self.settings, self.kb_name, generation, self.embedder.dim)
         # New vectors must be comparable with those already indexed (another backend may drift from them).
         problem = mismatch(index.embedding, self.embedder, f"knowledge base {self.kb_name!r}") if index.size else None
@@ -198,7 +202,7 @@ class Ingestor:
         pending = _Pending()
         seen_paths: set[str] = set()
         bar = tqdm(total=len(files), desc=f"ingest {self.kb_name}", unit="file", disable=self.disable_bars)
-        for state, parsed in self.engine.parse(self._scan(files, known)):
+        for state, parsed in self.engine.parse(self._scan(files, known, reparse)):
             bar.update(1)
             path, previous, reason, size, file_hash = state.path, state.previous, state.reason, state.size, state.file_hash
             key = str(path)
@@ -254,14 +258,14 @@ class Ingestor:
         summary.index_generation = generation
         summary.index_kind = index.kind
 
-    def _scan(self, files: list[Path], known: dict[str, list]) -> Iterator[_FileState]:
+    def _scan(self, files: list[Path], known: dict[str, list], reparse: bool) -> Iterator[_FileState]:
         """Each file's checks and hash, lazily (an engine parses a few files ahead of the decisions)."""
         for path in files:
             previous = known.get(str(path), [])
             reason = self._check_file(path)
             size = path.stat().st_size if path.exists() else 0
             file_hash = file_sha256(path) if reason is None else ""
-            unchanged = bool(reason is None and previous
+            unchanged = bool(reason is None and previous and not reparse
                              and all(h == file_hash and s == "indexed" for _, _, _, h, s in previous))
             yield _FileState(path, previous, reason, size, file_hash, unchanged)
 

@@ -1,6 +1,8 @@
 """PDF loader: one section per page, so answers can cite the page a passage came from.
 
-pypdf runs in its lenient mode because real-world PDFs are often slightly malformed yet readable;
+Running headers and footers ("NIMBUS GEAR | Help Center", "Warranty Policy - page 2 of 3") are left
+out: they stand on every page, so they would be in every chunk, match queries about nothing in
+particular and end up quoted in answers. pypdf runs in its lenient mode because real-world PDFs are often slightly malformed yet readable;
 when it still fails, the error names the likely cause (not a PDF, truncated, encrypted) so whoever
 uploaded the file knows what to fix.
 """
@@ -8,6 +10,8 @@ uploaded the file knows what to fix.
 from __future__ import annotations
 
 import io
+import re
+from collections import Counter
 from pathlib import Path
 
 from pypdf import PasswordType, PdfReader
@@ -17,6 +21,8 @@ from .base import LoadedDocument, LoaderError, Section
 from .text import title_from_stem
 
 _SCAN_WINDOW = 1024  # PDF readers accept the header and the %%EOF marker anywhere this close to either end
+EDGE_LINES = 2  # a running header or footer is among a page's first or last two lines
+_DIGITS = re.compile(r"\d+")
 
 
 def load_pdf(path: Path) -> LoadedDocument:
@@ -26,11 +32,8 @@ def load_pdf(path: Path) -> LoadedDocument:
     try:
         reader = PdfReader(io.BytesIO(data))
         _decrypt(reader)
-        sections = [
-            Section(text=text, page=number)
-            for number, page in enumerate(reader.pages, start=1)
-            if (text := (page.extract_text() or "").strip())
-        ]
+        texts = without_running_lines([page.extract_text() or "" for page in reader.pages])
+        sections = [Section(text=text, page=number) for number, text in enumerate(texts, start=1) if text]
         metadata = reader.metadata
         title = str(metadata.title or "").strip() if metadata else ""
     except PdfReadError as exc:
@@ -39,6 +42,24 @@ def load_pdf(path: Path) -> LoadedDocument:
     if not sections:
         raise LoaderError("PDF has no extractable text (scanned image?)")
     return LoadedDocument(source=str(path), title=title or title_from_stem(path), format="pdf", sections=sections)
+
+
+def without_running_lines(pages: list[str]) -> list[str]:
+    """The pages' texts without running headers and footers: a line among a page's first or last
+    ``EDGE_LINES`` that recurs, numbers aside, at the edges of at least half the pages and of two at
+    least. A line found once is content, and so is everything of a one-page document."""
+    lines = [text.splitlines() for text in pages]
+
+    def key(line: str) -> str:
+        return _DIGITS.sub("#", " ".join(line.split())).casefold()
+
+    def edges(page: list[str]) -> list[int]:
+        return [i for i in range(len(page)) if i < EDGE_LINES or i >= len(page) - EDGE_LINES]
+
+    seen = Counter(k for page in lines for k in {key(page[i]) for i in edges(page)} if k)
+    running = {k for k, count in seen.items() if count >= max(2, (len(pages) + 1) // 2)}
+    return ["\n".join(line for i, line in enumerate(page) if not (i in edges(page) and key(line) in running)).strip()
+            for page in lines]
 
 
 def _decrypt(reader: PdfReader) -> None:

@@ -63,6 +63,19 @@ def test_pdf_keeps_one_section_per_page_with_page_numbers(tmp_path: Path, three_
         assert " ".join(section.text.split()) == sentence
 
 
+def test_pdf_leaves_out_running_headers_and_footers_but_keeps_lines_found_once(tmp_path: Path) -> None:
+    bodies = ["Returns are free within 30 days.", "Express delivery costs 14.90 EUR.", "Repairs take 10 working days."]
+    pages = [f"ACME OUTDOOR | Help Center\n{body}\nPolicies - page {n} of 3" for n, body in enumerate(bodies, start=1)]
+    pages[1] = "Express delivery\n" + pages[1]  # a heading at the top of one page only: content
+    path = tmp_path / "policies.pdf"
+    path.write_bytes(_pdf_bytes(pages))
+    texts = [" ".join(section.text.split()) for section in _load_one(path).sections]
+    assert texts == [bodies[0], "Express delivery " + bodies[1], bodies[2]]
+    single = tmp_path / "one.pdf"
+    single.write_bytes(_pdf_bytes(["ACME OUTDOOR | Help Center\nReturns are free.\nPolicies - page 1 of 1"]))
+    assert "Help Center" in _load_one(single).sections[0].text  # one page: nothing recurs, nothing is left out
+
+
 def test_pdf_skips_blank_pages_and_falls_back_to_file_name_for_title(tmp_path: Path) -> None:
     path = tmp_path / "shipping_guide.pdf"
     path.write_bytes(_pdf_bytes(["First page text.", "", "Third page text."]))

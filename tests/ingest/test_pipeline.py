@@ -231,3 +231,35 @@ def test_cli_prints_json_summary_and_exit_codes(settings, tmp_path):
     assert json.loads(result.stdout)["failed"][0]["path"].endswith("copy.pdf")
     result = runner.invoke(app, ["ingest", str(tmp_path / "missing"), "--kb", "help"])
     assert result.exit_code == 1 and "no such file" in result.output
+
+
+def test_reparse_reads_unchanged_files_again_and_embeds_only_documents_whose_text_changed(settings, embedder, tmp_path,
+                                                                                         monkeypatch):
+    from ingest.loaders import pdf
+    from tests.helpers import make_pdf
+
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    (folder / "returns.md").write_text("# Returns\n\nYou can return items within 30 days of delivery.\n")
+    make_pdf(folder / "warranty.pdf", [f"ACME | Help Center\n{body}\nWarranty Policy - page {n} of 2" for n, body in enumerate(
+        ["Repairs are free for two years.", "Tents get three more years of warranty."], start=1)])
+
+    def chunks(name: str) -> dict[int, str]:
+        _, _, docs = _state(settings)
+        document = next(d for source, d in docs.items() if source.endswith(name))
+        with session_scope(settings) as session:
+            return {c.id: c.text for c in session.scalars(select(Chunk).where(Chunk.document_id == document.id))}
+
+    with monkeypatch.context() as older:  # an earlier loader that kept running headers and footers
+        older.setattr(pdf, "without_running_lines", lambda pages: [page.strip() for page in pages])
+        Ingestor("help", settings, embedder, show_progress=False).run([folder])
+    returns = chunks("returns.md")
+    assert any("Help Center" in text for text in chunks("warranty.pdf").values())
+
+    again = Ingestor("help", settings, embedder, show_progress=False).run([folder])
+    assert (again.unchanged, again.updated, again.chunks_added) == (2, 0, 0)  # unchanged bytes are not read again
+
+    reparsed = Ingestor("help", settings, embedder, show_progress=False).run([folder], reparse=True)
+    assert (reparsed.unchanged, reparsed.updated) == (1, 1) and reparsed.chunks_added == len(chunks("warranty.pdf"))
+    assert not any("Help Center" in text or "of 2" in text for text in chunks("warranty.pdf").values())
+    assert chunks("returns.md") == returns  # its text did not change: not embedded again
