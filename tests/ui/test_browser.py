@@ -111,6 +111,23 @@ def page(browser, request):
     context.close()
 
 
+def _choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the Streamlit selectbox labelled ``label``. A rerun of the page (the dashboard
+    refreshes itself) closes an open list, so the list is opened again until the option can be clicked."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    box = page.locator("[data-testid='stSelectbox']").filter(has_text=label)
+    for _ in range(5):
+        box.click()
+        try:
+            page.get_by_role("option", name=option).click(timeout=5_000)
+            return
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+    page.screenshot(path=str(artifacts_dir() / "choose-failed.png"), full_page=True)
+    raise AssertionError(f"the list {label!r} offered no option {option!r} (screenshot choose-failed.png)")
+
+
 def test_chat_answers_with_a_citation_and_thumbs_down_is_stored(app_url, page, demo_data: UIData):
     from assistant.config import get_settings
     from assistant.database import session_scope
@@ -233,8 +250,7 @@ def test_an_operator_answers_a_customer_who_asked_for_a_person(app_url, browser,
     operator.get_by_role("textbox", name="Password").fill(demo_data.operator[1])
     operator.get_by_role("button", name="Log in").click()
     operator.get_by_text("Answer the customer").wait_for()
-    operator.locator("[data-testid='stSelectbox']").filter(has_text="Conversation of ticket").click()
-    operator.get_by_role("option", name=f"#{ticket} ·").click()
+    _choose(operator, "Conversation of ticket", f"#{ticket} ·")
     reply = "Hello, this is Olivia from the team: which order is it about?"
     operator.get_by_label("Your reply (the customer reads it in their chat)").fill(reply)
     operator.get_by_role("button", name="Send reply").click()
