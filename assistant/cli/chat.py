@@ -96,6 +96,18 @@ def _run(agent, conversation_id: int, question: str, stream: bool, caller: Calle
     raise RuntimeError("the agent's stream ended without a reply")
 
 
+def _print_team_replies(settings: Settings, caller: Caller, conversation_id: int, seen: int) -> int:
+    """Print what a person of the team wrote in the conversation since message ``seen``; returns the newest id."""
+    from assistant.conversations.tickets import agent_replies
+    from assistant.database import session_scope
+
+    with session_scope(settings) as session:
+        replies = agent_replies(session, caller, conversation_id, seen)
+    for reply in replies:
+        typer.secho(f"team> {reply['text']}", fg="green")
+    return replies[-1]["id"] if replies else seen
+
+
 def reply_json(reply) -> dict:
     """A reply as `helpmate ask --json` prints it: the answer's fields plus the conversation's."""
     base = reply.answer.to_json() if reply.answer is not None else {"citations": [], "retrieved": [], "model": None}
@@ -143,7 +155,10 @@ def chat(
     stream: Annotated[bool, typer.Option("--stream/--no-stream", help="Print the model's tokens as they come.")] = True,
     as_role: Annotated[AsRole, typer.Option("--as", help=AS_HELP)] = "customer",
 ) -> None:
-    """A conversation in the terminal: follow-up questions use the earlier turns. `exit` or Ctrl-D quits."""
+    """A conversation in the terminal: follow-up questions use the earlier turns. `exit` or Ctrl-D quits.
+
+    After a hand-over to a person, their replies are printed before each prompt (`team>`); an empty
+    line looks for new ones."""
     from assistant.agent import SupportAgent
 
     settings = _settings(backend)
@@ -154,7 +169,9 @@ def chat(
         caller = caller.in_conversation(conversation_id)
     typer.secho(f"Helpmate on knowledge base {kb!r} ({settings.llm_backend} model). Type `exit` or press Ctrl-D to quit.",
                 dim=True)
+    seen = 0  # the newest reply of a person of the team printed so far
     while True:
+        seen = _print_team_replies(settings, caller, conversation_id, seen)
         try:
             question = input("you> ").strip()
         except (EOFError, KeyboardInterrupt):

@@ -158,6 +158,32 @@ def test_cli_chat_answers_with_citations_until_exit(kb):
     assert cited and all(len(set(heading.split(" > "))) == len(heading.split(" > ")) for heading in cited), cited
 
 
+def test_cli_chat_prints_a_persons_replies_after_a_hand_over(kb, monkeypatch):
+    from assistant.access import Caller
+    from assistant.conversations.tickets import reply_as_agent
+    from assistant.database import session_scope
+    from assistant.database.models import Ticket
+    from sqlalchemy import select
+
+    settings, _, _ = kb
+    said = iter(["I want to talk to a real person please", "", "exit"])
+
+    def customer_types(prompt: str) -> str:
+        line = next(said)
+        if line == "":  # meanwhile an operator answers on the dashboard
+            with session_scope(settings) as session:
+                ticket = session.scalars(select(Ticket).order_by(Ticket.id.desc())).first()
+                reply_as_agent(session, Caller.staff("operator", "olivia"), ticket.conversation_id,
+                               "Hello, Olivia here: which order is it?", settings)
+        return line
+
+    monkeypatch.setattr("builtins.input", customer_types)
+    result = CliRunner().invoke(app, ["chat", "--kb", "help", "--backend", "local"])
+    assert result.exit_code == 0, result.output
+    assert "ticket #" in result.output
+    assert result.output.count("team> Hello, Olivia here: which order is it?") == 1  # shown once
+
+
 def test_a_terminal_chat_in_a_fresh_process_shows_the_conversation_only(kb):
     """A fresh `helpmate chat` loads the embedding, sentiment and language models while it answers: no
     loading bar, load report or library warning may stand between its lines (the models of the test
