@@ -2,7 +2,9 @@
 
 Running headers and footers ("NIMBUS GEAR | Help Center", "Warranty Policy - page 2 of 3") are left
 out: they stand on every page, so they would be in every chunk, match queries about nothing in
-particular and end up quoted in answers. pypdf runs in its lenient mode because real-world PDFs are often slightly malformed yet readable;
+particular and end up quoted in answers.
+
+pypdf runs in its lenient mode because real-world PDFs are often slightly malformed yet readable;
 when it still fails, the error names the likely cause (not a PDF, truncated, encrypted) so whoever
 uploaded the file knows what to fix.
 """
@@ -53,13 +55,11 @@ def without_running_lines(pages: list[str]) -> list[str]:
     def key(line: str) -> str:
         return _DIGITS.sub("#", " ".join(line.split())).casefold()
 
-    def edges(page: list[str]) -> list[int]:
-        return [i for i in range(len(page)) if i < EDGE_LINES or i >= len(page) - EDGE_LINES]
-
-    seen = Counter(k for page in lines for k in {key(page[i]) for i in edges(page)} if k)
+    edges = [{i for i in range(len(page)) if i < EDGE_LINES or i >= len(page) - EDGE_LINES} for page in lines]
+    seen = Counter(k for page, edge in zip(lines, edges) for k in {key(page[i]) for i in edge} if k)
     running = {k for k, count in seen.items() if count >= max(2, (len(pages) + 1) // 2)}
-    return ["\n".join(line for i, line in enumerate(page) if not (i in edges(page) and key(line) in running)).strip()
-            for page in lines]
+    return ["\n".join(line for i, line in enumerate(page) if not (i in edge and key(line) in running)).strip()
+            for page, edge in zip(lines, edges)]
 
 
 def _decrypt(reader: PdfReader) -> None:
