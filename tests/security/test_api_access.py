@@ -148,6 +148,8 @@ def test_an_operator_key_replies_to_a_handed_over_customer_who_reads_it_with_the
     assert read.json()["messages"][-1] == {"id": sent.json()["id"], "role": "agent", "text": text,
                                            "created_at": sent.json()["created_at"]}
     assert read.json()["ticket"]["status"] == "assigned"
+    newer = get(base, f"/v1/conversations/{cid}", customer, secret, after=sent.json()["id"] - 1)  # what a poll asks for
+    assert [m["id"] for m in newer.json()["messages"]] == [sent.json()["id"]] and newer.json()["ticket"]["status"] == "assigned"
     assert any(e.action == "conversation.reply" and e.target == f"conversation {cid}" for e in audit_log(settings))
     with session_scope(settings) as session:
         assert session.scalar(select(func.count(Message.id)).where(Message.conversation_id == cid,

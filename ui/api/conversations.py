@@ -15,7 +15,7 @@ from __future__ import annotations
 import secrets
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -107,10 +107,12 @@ def ticket_summary(ticket: Ticket | dict[str, Any] | None) -> dict[str, Any] | N
 
 @router.get("/{conversation_id}", summary="Read a conversation (operators; its customer with its secret)")
 def read_conversation(conversation_id: int, ctx: Context = Depends(authenticated),
-                      secret: str | None = Header(None, alias=SECRET_HEADER)) -> dict[str, Any]:
+                      secret: str | None = Header(None, alias=SECRET_HEADER),
+                      after: int = Query(0, ge=0, description="Only messages with a higher id (what a poll has not seen).")
+                      ) -> dict[str, Any]:
     with session_scope(ctx.settings) as session:
         caller, conversation = open_conversation(ctx, session, conversation_id, secret)
-        messages = session.scalars(select(Message).where(Message.conversation_id == conversation_id)
+        messages = session.scalars(select(Message).where(Message.conversation_id == conversation_id, Message.id > after)
                                    .order_by(Message.created_at, Message.id)).all()
         shown = []
         for message in messages:

@@ -119,14 +119,13 @@
     return "[" + c.number + "] " + (c.heading || c.document) + " \u2014 " + c.document + (c.page ? ", page " + c.page : "");
   }
 
-  var seen = 0, polling = null;  // the newest team reply shown; the timer that looks for more
+  var seen = 0, polling = null;  // the newest message id read from the API; the timer that looks for team replies
 
   function showAgent(message) {
     var node = el("div", { "class": "msg agent" });
     node.appendChild(el("div", { "class": "who" }, "Reply from our team"));
     node.appendChild(document.createTextNode(message.text));
     log.appendChild(node);
-    seen = Math.max(seen, message.id);
     if (!panel.classList.contains("open")) {
       bubble.classList.add("unread");
       bubble.setAttribute("aria-label", "Open chat (a new reply from our team)");
@@ -138,10 +137,14 @@
     var conversation = saved();
     if (!conversation) { return; }
     try {
-      var response = await fetch(API + "/v1/conversations/" + conversation.id, { headers: headers(true) });
+      // only messages not read yet: the whole transcript (its citations rebuilt) every 5 s would be waste
+      var response = await fetch(API + "/v1/conversations/" + conversation.id + "?after=" + seen, { headers: headers(true) });
       if (!response.ok) { return; }
       var data = await response.json();
-      data.messages.forEach(function (m) { if (m.role === "agent" && m.id > seen) { showAgent(m); } });
+      data.messages.forEach(function (m) {
+        seen = Math.max(seen, m.id);
+        if (m.role === "agent") { showAgent(m); }
+      });
       if (!data.ticket || data.ticket.status === "closed") { clearInterval(polling); polling = null; }
     } catch (e) { /* offline for a moment: the next look tries again */ }
   }
@@ -266,6 +269,7 @@
     }
     var data = await response.json();
     data.messages.forEach(function (m) {
+      seen = Math.max(seen, m.id);
       if (m.role === "customer") { note(m.text, "customer"); }
       else if (m.role === "agent") { showAgent(m); }
       else { finishAnswer(note("", "assistant"), m.text, m.citations, m.kind === "with_person" ? null : m.id); }
