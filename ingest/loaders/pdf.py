@@ -1,4 +1,11 @@
-"""PDF loader: one section per page, so answers can cite the page a passage came from.
+"""PDF loader: sections by heading and by page, so answers can cite the page a passage came from.
+
+A PDF's extracted text has no structure left but its lines. A heading-like line (short, no closing
+punctuation) is a heading where it opens a page or follows a finished sentence, or where it is
+numbered and follows another heading ("How to Make a Warranty Claim", then "8. Submitting your claim");
+its section goes on across the page break until the next heading. Without headings, a page's first
+lines stood glued to its first sentence in chunks and answers ("How to Make a Warranty Claim 8.
+Submitting your claim Submit your claim ...").
 
 Running headers and footers ("NIMBUS GEAR | Help Center", "Warranty Policy - page 2 of 3") are left
 out: they stand on every page, so they would be in every chunk, match queries about nothing in
@@ -20,7 +27,7 @@ from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError, PdfReadError
 
 from .base import LoadedDocument, LoaderError, Section
-from .text import title_from_stem
+from .text import SectionBuilder, heading_level, heading_like, title_from_stem
 
 _SCAN_WINDOW = 1024  # PDF readers accept the header and the %%EOF marker anywhere this close to either end
 EDGE_LINES = 2  # a running header or footer is among a page's first or last two lines
@@ -35,15 +42,39 @@ def load_pdf(path: Path) -> LoadedDocument:
         reader = PdfReader(io.BytesIO(data))
         _decrypt(reader)
         texts = without_running_lines([page.extract_text() or "" for page in reader.pages])
-        sections = [Section(text=text, page=number) for number, text in enumerate(texts, start=1) if text]
         metadata = reader.metadata
         title = str(metadata.title or "").strip() if metadata else ""
+        sections = page_sections(texts, title or title_from_stem(path))
     except PdfReadError as exc:
         reason = "EOF marker not found; the file looks truncated" if b"%%EOF" not in data[-_SCAN_WINDOW:] else str(exc)
         raise LoaderError(f"not a valid PDF ({reason})") from exc
     if not sections:
         raise LoaderError("PDF has no extractable text (scanned image?)")
     return LoadedDocument(source=str(path), title=title or title_from_stem(path), format="pdf", sections=sections)
+
+
+def page_sections(pages: list[str], title: str) -> list[Section]:
+    """The pages' texts as sections under their headings (module docstring); a heading that repeats the
+    document's title is left out."""
+    builder = SectionBuilder()
+    for number, text in enumerate(pages, start=1):
+        builder.page(number)
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        body: list[str] = []
+        previous_heading = False
+        for i, line in enumerate(lines):
+            after = "" if i == 0 else lines[i - 1]
+            placed = i == 0 or after.endswith((".", "!", "?", ";")) or (previous_heading and heading_level(line) == 2)
+            previous_heading = heading_like(line) and placed and i + 1 < len(lines)
+            if not previous_heading:
+                body.append(line)
+                continue
+            builder.add("\n".join(body))
+            body = []
+            if line.casefold() != title.casefold():
+                builder.heading(heading_level(line), line)
+        builder.add("\n".join(body))
+    return builder.sections()
 
 
 def without_running_lines(pages: list[str]) -> list[str]:

@@ -13,6 +13,11 @@ from pathlib import Path
 from .base import LoadedDocument, LoaderError, Section
 
 _MAX_TITLE_LINE = 100
+MAX_HEADING_CHARS = 70  # a heading of plain text or a PDF: a short line ...
+MAX_HEADING_WORDS = 10  # ... of a few words
+_NUMBERED = re.compile(r"^\d+(?:\.\d+)*\.?\s+(?=\S)")  # "3. VALIDITY", "4.2 Fees"
+_CAPITALS = re.compile(r"^[A-Z]{2,}\b")  # "MUNICH (flagship store)", "PAYING IN OUR STORES"
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 
 
 def decode_text(data: bytes) -> str:
@@ -56,6 +61,12 @@ class SectionBuilder:
         self._trail: list[tuple[int, str]] = []
         self._blocks: list[str] = []
         self._sections: list[Section] = []
+        self._page: int | None = None
+
+    def page(self, number: int) -> None:
+        """Start a page: the open headings stay open, the text so far becomes a section of its page."""
+        self._flush()
+        self._page = number
 
     def heading(self, level: int, text: str) -> None:
         self._flush()
@@ -76,14 +87,49 @@ class SectionBuilder:
     def _flush(self) -> None:
         if self._blocks:
             heading = " > ".join(text for _, text in self._trail) or None
-            self._sections.append(Section(text="\n\n".join(self._blocks), heading=heading))
+            self._sections.append(Section(text="\n\n".join(self._blocks), heading=heading, page=self._page))
             self._blocks = []
 
 
+def heading_like(line: str) -> bool:
+    """Whether a line could be a heading: short, a capital first (after any section number), no
+    sentence or list punctuation at its end, not a bullet. Where it stands decides whether it is one."""
+    line = line.strip()
+    body = _NUMBERED.sub("", line)
+    return (0 < len(line) <= MAX_HEADING_CHARS and len(line.split()) <= MAX_HEADING_WORDS and body[:1].isupper()
+            and not line.endswith((".", ",", ";", ":", "!", "?")) and not line.startswith(("-", "*", "•", "–")))
+
+
+def heading_level(line: str) -> int:
+    """Numbered headings ("4. Registration") sit below unnumbered ones ("Extended warranty for tents")."""
+    return 2 if _NUMBERED.match(line.strip()) else 1
+
+
+def text_sections(text: str, title: str) -> list[Section]:
+    """Plain text split at its headings, so that chunks follow its sections and read under their names.
+
+    A heading is a heading-like line that stands alone between blank lines, or that opens a block and
+    is numbered or starts with a word in capitals ("3. VALIDITY", "VIENNA"); the rest of the block is
+    its text. A heading that repeats the document's title is left out (the title is stored already).
+    """
+    builder = SectionBuilder()
+    blocks = [block for block in _PARAGRAPH_BREAK.split(text) if block.strip()]
+    for i, block in enumerate(blocks):
+        lines = block.strip("\n").split("\n")
+        first = lines[0].strip()
+        standalone = len(lines) == 1 and i + 1 < len(blocks)
+        opening = len(lines) > 1 and bool(_NUMBERED.match(first) or _CAPITALS.match(first))
+        if heading_like(first) and (standalone or opening):
+            if first.casefold() != title.casefold():
+                builder.heading(heading_level(first), first)
+            lines = lines[1:]
+        builder.add("\n".join(lines))
+    return builder.sections()
+
+
 def load_text(path: Path) -> LoadedDocument:
-    """One section holding the whole file: plain text has no structure worth guessing at."""
+    """The file's first line is its title when it is short enough to be one; sections follow its headings."""
     text = decode_text(path.read_bytes()).strip()
     first_line = text.split("\n", 1)[0].strip()
     title = first_line if first_line and len(first_line) < _MAX_TITLE_LINE else title_from_stem(path)
-    sections = [Section(text=text)] if text else []
-    return LoadedDocument(source=str(path), title=title, format="text", sections=sections)
+    return LoadedDocument(source=str(path), title=title, format="text", sections=text_sections(text, title))

@@ -69,11 +69,32 @@ def test_pdf_leaves_out_running_headers_and_footers_but_keeps_lines_found_once(t
     pages[1] = "Express delivery\n" + pages[1]  # a heading at the top of one page only: content
     path = tmp_path / "policies.pdf"
     path.write_bytes(_pdf_bytes(pages))
-    texts = [" ".join(section.text.split()) for section in _load_one(path).sections]
-    assert texts == [bodies[0], "Express delivery " + bodies[1], bodies[2]]
+    sections = _load_one(path).sections
+    assert [" ".join(section.text.split()) for section in sections] == bodies
+    assert [section.heading for section in sections] == [None, "Express delivery", "Express delivery"]
     single = tmp_path / "one.pdf"
     single.write_bytes(_pdf_bytes(["ACME OUTDOOR | Help Center\nReturns are free.\nPolicies - page 1 of 1"]))
-    assert "Help Center" in _load_one(single).sections[0].text  # one page: nothing recurs, nothing is left out
+    kept = _load_one(single).sections[0]  # one page: nothing recurs, nothing is left out
+    assert (kept.heading, kept.text) == ("ACME OUTDOOR | Help Center", "Returns are free.\nPolicies - page 1 of 1")
+
+
+def test_pdf_sections_follow_headings_across_pages(tmp_path: Path) -> None:
+    pages = ["Store Policies\nReturns are free within 30 days.\n1. Refunds\nRefunds take five days. Please include:\n"
+             "- your order number\nand the reason",
+             "Refunds are paid to the card you used.\nExtended warranty\nTents get five years.\n4. Registration\n"
+             "Register within 60 days.",
+             "How to claim\n8. Submitting\nSubmit the form.\nThanks for reading"]
+    path = tmp_path / "policies.pdf"
+    path.write_bytes(_pdf_bytes(pages, title="Store Policies"))
+    found = [(s.page, s.heading, " ".join(s.text.split())) for s in _load_one(path).sections]
+    assert found == [
+        (1, None, "Returns are free within 30 days."),  # the title line is the title, not a heading
+        (1, "1. Refunds", "Refunds take five days. Please include: - your order number and the reason"),
+        (2, "1. Refunds", "Refunds are paid to the card you used."),  # the section goes on across the page break
+        (2, "Extended warranty", "Tents get five years."),
+        (2, "Extended warranty > 4. Registration", "Register within 60 days."),
+        (3, "How to claim > 8. Submitting", "Submit the form. Thanks for reading"),  # nothing after the last line
+    ]
 
 
 def test_pdf_skips_blank_pages_and_falls_back_to_file_name_for_title(tmp_path: Path) -> None:
@@ -337,8 +358,26 @@ def test_text_utf8_with_bom(tmp_path: Path) -> None:
     assert document.format == "text"
     assert document.title == "Opening hours"
     assert len(document.sections) == 1
-    assert document.sections[0].heading is None
-    assert document.sections[0].text == "Opening hours\n\nWe open at 9 — every day."
+    assert document.sections[0].heading is None  # the first line is the title, stored once
+    assert document.sections[0].text == "We open at 9 — every day."
+
+
+def test_text_sections_follow_its_headings(tmp_path: Path) -> None:
+    path = tmp_path / "terms.txt"
+    path.write_text("GIFT CARD TERMS\n\nThese terms apply to all cards.\n\n1. ISSUER\nCards are issued by ACME GmbH.\n\n"
+                    "VIENNA (second store)\nAddress:  Main street 1\nHours:    9:00 - 18:00\n\nHow to check your balance\n\n"
+                    "Enter the card number online.\nACME GmbH\nWerkstrasse 21\n\nAcme Support Team\nWerkstrasse 21\n\n"
+                    "Thanks for reading", encoding="utf-8")
+    document = _load_one(path)
+    assert document.title == "GIFT CARD TERMS"
+    assert [(s.heading, s.text) for s in document.sections] == [
+        (None, "These terms apply to all cards."),
+        ("1. ISSUER", "Cards are issued by ACME GmbH."),  # numbered, opening a block
+        ("VIENNA (second store)", "Address:  Main street 1\nHours:    9:00 - 18:00"),  # capitals, opening a block
+        # alone between blank lines; a mixed-case line opening a block is text, and so is a last line
+        ("How to check your balance", "Enter the card number online.\nACME GmbH\nWerkstrasse 21\n\n"
+                                      "Acme Support Team\nWerkstrasse 21\n\nThanks for reading"),
+    ]
 
 
 def test_text_falls_back_to_legacy_encodings(tmp_path: Path) -> None:
