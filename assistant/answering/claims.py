@@ -25,7 +25,8 @@ MAX_PLEASANTRY_WORDS = 16  # a longer sentence that opens like a pleasantry is a
 
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 # Sentence ends, line breaks and list bullets; a decimal point ("14.90") is never followed by a space.
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\s*\n+\s*|\s+-\s+(?=\S)")
+# A spaced dash breaks an inline list ("- free returns - free repairs"), not a range ("10:00 - 19:00").
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\s*\n+\s*|(?<!\d)\s+-\s+(?=\S)|\s+-\s+(?=[^\d\s])")
 _LEAD_IN = re.compile(
     r"^\s*(?:(?:the\s+)?answer(?:\s+to\s+(?:the|this|your)\s+question)?\s+is\s*:?|answer\s*:)\s*", re.IGNORECASE
 )

@@ -312,6 +312,9 @@ def test_sentences_split_at_ends_and_bullets_and_keep_short_answers_whole():
     # a numbered step (a chunk keeps the list's numbers in its running text) loses its number, not its price
     assert split_sentences("3. Print the label. 4. Pack the items and drop off the parcel within 7 days. 5) Costs 4.95 EUR.") == [
         "Print the label.", "Pack the items and drop off the parcel within 7 days.", "Costs 4.95 EUR."]
+    # a spaced dash between numbers is a range, not the next item of an inline list
+    assert split_sentences("Hours:  Monday to Friday  10:00 - 19:00\n        Saturday  9:30 - 18:00 - Closed on Sundays.") == [
+        "Hours:  Monday to Friday  10:00 - 19:00", "Saturday  9:30 - 18:00", "Closed on Sundays."]
 
 
 def test_followup_detection_and_rewrite():
