@@ -4,7 +4,8 @@ Lengths are counted with the embedding model's own tokenizer, so a chunk never g
 truncated at embedding time. Chunks follow the document's structure: they never cross a section
 (heading) or page boundary, they break at sentence ends where possible, and consecutive chunks
 of a long section repeat their last sentences (``chunk_overlap`` word pieces) so that a fact
-that straddles a boundary is whole in at least one chunk.
+that straddles a boundary is whole in at least one chunk. Hard-wrapped prose is joined back into
+its sentences, while a table row, a list item or a "Key: value" line keeps its own line (``_lines``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ from ingest.loaders.base import LoadedDocument, Section
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…:;])\s+|\n+")
 _PARAGRAPH = re.compile(r"\n\s*\n")
+# A line break is a wrap when the line nearly fills its paragraph's widest line ...
+WRAP_SHARE = 0.75
+# ... and the next line starts no item of its own: a bullet, a number, a "Key:" of a record.
+_OWN_LINE = re.compile(r"^(?:[-*•–]\s|\d{1,2}[.)]\s|[A-Z][\w &/()-]{0,24}:\s)")
+# Bump when chunk text changes for the same document text: `helpmate ingest --reparse` then re-embeds.
+CHUNKING_VERSION = 2
 
 
 @dataclass
@@ -40,14 +47,34 @@ class ChunkDraft:
 class _Unit:
     text: str
     tokens: int
-    paragraph_start: bool
+    after: str  # what joins it to the unit before: "\n\n" (a paragraph), "\n" (a line) or " "
 
 
-def _split_units(text: str) -> list[tuple[str, bool]]:
-    units: list[tuple[str, bool]] = []
+def _lines(paragraph: str) -> list[str]:
+    """The paragraph's lines, hard-wrapped prose joined back. A line was wrapped to fit when it nearly
+    fills the paragraph's widest line, ends no sentence, is no table row (``|``) and the next line
+    starts no item of its own. The rest keep their lines, so a table row, a list item or "Hours:
+    9:30 - 18:00" is a sentence of its own to answers and the support check, not part of one run-on."""
+    lines = [line.strip() for line in paragraph.split("\n") if line.strip()]
+    width = max(map(len, lines), default=0)
+    joined: list[str] = []
+    current = ""
+    for i, line in enumerate(lines):
+        current = f"{current} {line}" if current else line
+        wrapped = (i + 1 < len(lines) and len(line) >= WRAP_SHARE * width and "|" not in line
+                   and not line.endswith((".", "!", "?", ":", ";")) and not _OWN_LINE.match(lines[i + 1]))
+        if not wrapped:
+            joined.append(current)
+            current = ""
+    return joined
+
+
+def _split_units(text: str) -> list[tuple[str, str]]:
+    units: list[tuple[str, str]] = []
     for paragraph in _PARAGRAPH.split(text):
-        sentences = [s.strip() for s in _SENTENCE_END.split(paragraph) if s and s.strip()]
-        units.extend((sentence, i == 0) for i, sentence in enumerate(sentences))
+        for n, line in enumerate(_lines(paragraph)):
+            sentences = [s.strip() for s in _SENTENCE_END.split(line) if s and s.strip()]
+            units.extend((sentence, " " if i else "\n" if n else "\n\n") for i, sentence in enumerate(sentences))
     return units
 
 
@@ -55,7 +82,7 @@ def _join(units: Sequence[_Unit]) -> str:
     out: list[str] = []
     for i, unit in enumerate(units):
         if i:
-            out.append("\n\n" if unit.paragraph_start else " ")
+            out.append(unit.after)
         out.append(unit.text)
     return "".join(out)
 
@@ -71,6 +98,11 @@ class Chunker:
         self.split_long = split_long
         self.chunk_tokens = chunk_tokens
         self.overlap = overlap
+
+    @property
+    def signature(self) -> str:
+        """What the chunks of a document depend on besides its text."""
+        return f"chunking v{CHUNKING_VERSION}, {self.chunk_tokens} tokens, {self.overlap} overlap"
 
     def chunk(self, documents: Sequence[LoadedDocument]) -> list[list[ChunkDraft]]:
         """Chunks of each document, in order. All sentences of all documents are counted in one tokenizer call."""
@@ -89,7 +121,7 @@ class Chunker:
         for (d, section, units), tokens, heading_tokens in zip(flat, unit_counts, heading_counts):
             # Budget for the heading line that is embedded with the text, but never below half a chunk.
             budget = max(self.chunk_tokens - heading_tokens - 1, self.chunk_tokens // 2)
-            pieces = [_Unit(text, n, start) for (text, start), n in zip(units, tokens)]
+            pieces = [_Unit(text, n, after) for (text, after), n in zip(units, tokens)]
             for text, n in self._pack(self._fit(pieces, budget), budget):
                 result[d].append(ChunkDraft(text, documents[d].title, section.heading, section.page, n))
         return result
@@ -102,7 +134,7 @@ class Chunker:
                 fitted.append(unit)
                 continue
             parts = self.split_long(unit.text, budget)
-            fitted.extend(_Unit(p, min(budget, n), unit.paragraph_start and i == 0)
+            fitted.extend(_Unit(p, min(budget, n), unit.after if i == 0 else " ")
                           for i, (p, n) in enumerate(zip(parts, self.count_tokens(parts))))
         return fitted
 

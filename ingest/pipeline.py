@@ -184,6 +184,11 @@ class Ingestor:
                 )
             return kb.id, kb.index_generation
 
+    def _indexed_hash(self, document: LoadedDocument) -> str:
+        """The document's text together with what its chunks depend on besides (``Chunker.signature``), so
+        that ``--reparse`` embeds again a document whose chunks would now come out differently."""
+        return hashlib.sha256(f"{document.content_hash}\n{self.chunker.signature}".encode()).hexdigest()
+
     def _ingest(self, kb_id: int, generation: int, files: list[Path], roots: list[Path], prune: bool, strict: bool,
                 reparse: bool, summary: IngestSummary) -> None:
         index = read_dense(self.settings, self.kb_name, generation, self.embedder.dim)
@@ -229,7 +234,7 @@ class Ingestor:
                     continue
                 sources_in_file.add(document.source)
                 old = by_source.pop(document.source, None)
-                if old and old[1] == document.content_hash and old[2] == "indexed":
+                if old and old[1] == self._indexed_hash(document) and old[2] == "indexed":
                     pending.hash_only.append((old[0], file_hash))
                     summary.unchanged += 1
                 else:
@@ -350,7 +355,7 @@ class Ingestor:
             return []
         doc_rows = [
             {"kb_id": kb_id, "source": doc.source, "path": path, "format": doc.format, "title": doc.title[:1000],
-             "file_hash": file_hash, "content_hash": doc.content_hash, "size_bytes": size, "status": "indexed",
+             "file_hash": file_hash, "content_hash": self._indexed_hash(doc), "size_bytes": size, "status": "indexed",
              "error": None, "chunk_count": len(doc_drafts), "updated_at": utcnow()}
             for (doc, path, size, file_hash), doc_drafts in zip(pending.to_index, drafts_per_doc)
         ]

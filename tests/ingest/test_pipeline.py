@@ -263,3 +263,15 @@ def test_reparse_reads_unchanged_files_again_and_embeds_only_documents_whose_tex
     assert (reparsed.unchanged, reparsed.updated) == (1, 1) and reparsed.chunks_added == len(chunks("warranty.pdf"))
     assert not any("Help Center" in text or "of 2" in text for text in chunks("warranty.pdf").values())
     assert chunks("returns.md") == returns  # its text did not change: not embedded again
+
+
+def test_reparse_embeds_again_what_a_new_chunk_size_cuts_differently(settings, embedder, tmp_path):
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    (folder / "returns.md").write_text("# Returns\n\nYou can return items within 30 days of delivery.\n")
+    Ingestor("help", settings, embedder, show_progress=False).run([folder])
+    same = Ingestor("help", settings, embedder, show_progress=False).run([folder], reparse=True)
+    assert (same.unchanged, same.updated) == (1, 0)
+    smaller = settings.model_copy(update={"chunk_tokens": 120})
+    again = Ingestor("help", smaller, embedder, show_progress=False).run([folder], reparse=True)
+    assert (again.unchanged, again.updated, again.chunks_added) == (0, 1, 1)
