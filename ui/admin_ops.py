@@ -14,7 +14,7 @@ import re
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -22,9 +22,11 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 from sqlalchemy import select
 
+from assistant.access import Caller
 from assistant.config import Settings
 from assistant.database import session_scope
-from assistant.database.models import Document, IngestionRun, KnowledgeBase, ModelVersion
+from assistant.database.models import IngestionRun, KnowledgeBase, ModelVersion
+from assistant.retrieval import documents as retrieval_documents
 
 KB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -137,16 +139,20 @@ def audit_table(settings: Settings, limit: int = 200) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["at", "actor", "role", "action", "target", "detail", "client"])
 
 
-def documents(settings: Settings, kb: str, failed_only: bool = False) -> pd.DataFrame:
+def documents(settings: Settings, caller: Caller, kb: str, failed_only: bool = False) -> pd.DataFrame:
     """The knowledge base's documents with status and, for failed ones, why."""
-    query = (select(Document).join(KnowledgeBase, Document.kb_id == KnowledgeBase.id)
-             .where(KnowledgeBase.name == kb).order_by(Document.status, Document.source))
-    if failed_only:
-        query = query.where(Document.status == "failed")
     with session_scope(settings) as session:
-        rows = [{"source": d.source, "title": d.title, "format": d.format, "status": d.status, "chunks": d.chunk_count,
-                 "bytes": d.size_bytes, "error": d.error, "updated_at": d.updated_at} for d in session.scalars(query)]
+        rows = [{"source": d.source, "title": d.title, "format": d.format, "status": d.status, "chunks": d.chunks,
+                 "bytes": d.size_bytes, "error": d.error, "updated_at": d.updated_at}
+                for d in retrieval_documents.documents(session, caller, kb, failed_only)]
     return pd.DataFrame(rows, columns=["source", "title", "format", "status", "chunks", "bytes", "error", "updated_at"])
+
+
+def passages(settings: Settings, caller: Caller, kb: str, source: str) -> pd.DataFrame:
+    """One document's passages as the assistant reads them: number, section, page, tokens, text."""
+    with session_scope(settings) as session:
+        _, found = retrieval_documents.document_passages(session, caller, kb, source)
+    return pd.DataFrame([asdict(p) for p in found], columns=["number", "section", "page", "tokens", "text"])
 
 
 def ingestion_runs(settings: Settings, kb: str, limit: int = 20) -> pd.DataFrame:

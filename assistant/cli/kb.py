@@ -1,4 +1,4 @@
-"""`helpmate kb`: the knowledge bases, and which of them customers see.
+"""`helpmate kb`: the knowledge bases, their documents as the assistant reads them, and which customers see.
 
 A knowledge base is internal (operators only) until an admin publishes it; only public ones are
 offered in the customer chat and searched for customers. The command acts as a local admin (the
@@ -8,7 +8,7 @@ operating-system user), so whoever publishes or unpublishes is named in the audi
 from __future__ import annotations
 
 import getpass
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from sqlalchemy import func, select
@@ -18,8 +18,10 @@ from assistant.cli.errors import user_errors
 from assistant.config import get_settings
 from assistant.database import session_scope
 from assistant.database.models import Document, KnowledgeBase
+from assistant.retrieval.documents import document_passages, documents
 
-kb_app = typer.Typer(help="Knowledge bases: list them, and publish them to customers or keep them internal.",
+kb_app = typer.Typer(help="Knowledge bases: list them, read their documents' passages, and publish them to "
+                          "customers or keep them internal.",
                      no_args_is_help=True)
 NAME = Annotated[str, typer.Argument(help="Knowledge base name (`helpmate kb list` shows them).")]
 
@@ -59,3 +61,30 @@ def publish(name: NAME) -> None:
 def unpublish(name: NAME) -> None:
     """Keep a knowledge base for operators only (customers no longer see or search it)."""
     _set(name, "internal")
+
+
+@kb_app.command("show")
+def show(
+    name: NAME,
+    document: Annotated[Optional[str], typer.Option("--document", "-d", help="Print this document's passages as the "
+                                                    "assistant reads them: its source, or the source's end "
+                                                    "(returns/returning-an-item.md).")] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Only the files that could not be ingested, with why.")] = False,
+) -> None:
+    """List a knowledge base's documents, or read one document's passages (sections, pages, text).
+
+    Headings of PDFs and plain-text files are found from where lines stand, so check here how your
+    own files came out before customers' questions do.
+    """
+    with user_errors(ValueError, AccessDenied), session_scope(get_settings()) as session:
+        if document is None:
+            rows = documents(session, _local_admin(), name, failed_only=failed)
+            typer.echo(f"{name}: {len(rows)} document{'' if len(rows) == 1 else 's'}" + (" that failed" if failed else ""))
+            for row in rows:
+                typer.echo(f"{row.status}\t{row.chunks}\t{row.format}\t{row.source}" + (f"\t{row.error}" if row.error else ""))
+            return
+        source, passages = document_passages(session, _local_admin(), name, document)
+    typer.echo(f"{source}: {len(passages)} passage{'' if len(passages) == 1 else 's'}")
+    for p in passages:
+        where = " · ".join(part for part in (p.section, f"page {p.page}" if p.page else None) if part)
+        typer.echo(f"\n[{p.number}] {where or '(no heading)'} · {p.tokens} tokens\n{p.text}")

@@ -185,6 +185,7 @@ def test_operator_logs_in_and_sees_the_sentiment_chart(app_url, page, demo_data:
 
 
 def test_admin_uploads_a_file_and_sees_it_ingested(app_url, page, demo_data: UIData, tmp_path):
+    from assistant.access import Caller
     from assistant.config import get_settings
     from ui.admin_ops import documents
 
@@ -200,7 +201,7 @@ def test_admin_uploads_a_file_and_sees_it_ingested(app_url, page, demo_data: UID
     page.get_by_role("button", name="Ingest").click()
     page.get_by_text("1 ingested, 0 failed into demo").wait_for(timeout=120_000)
     page.screenshot(path=str(artifacts_dir() / "admin-upload.png"), full_page=True)
-    docs = documents(get_settings(), "demo")
+    docs = documents(get_settings(), Caller.staff("admin", "test"), "demo")
     row = docs[docs["source"].str.endswith("kayak-rental.md")]
     assert list(row["status"]) == ["indexed"] and int(row["chunks"].iloc[0]) >= 1
 

@@ -71,6 +71,31 @@ def test_the_served_app_hides_error_details_and_the_developer_toolbar():
         assert option in config._config_options_template  # still options of the installed Streamlit
 
 
+def test_kb_show_lists_documents_and_prints_a_documents_passages(settings, embedder, tmp_path):
+    from typer.testing import CliRunner
+
+    from assistant.cli.kb import kb_app
+    from ingest.pipeline import Ingestor
+    from tests.helpers import make_helpcenter
+
+    folder = make_helpcenter(tmp_path / "kb")
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4 not really a pdf")
+    Ingestor("help", settings, embedder, show_progress=False).run([folder])
+    runner = CliRunner()
+    listed = runner.invoke(kb_app, ["show", "help"])
+    assert listed.exit_code == 0 and listed.output.startswith("help: 7 documents\nfailed\t0\tpdf\t")
+    assert f"indexed\t2\tpdf\t{folder / 'warranty.pdf'}\n" in listed.output
+    failed = runner.invoke(kb_app, ["show", "help", "--failed"]).output.splitlines()
+    assert failed == ["help: 1 document that failed",
+                      f"failed\t0\tpdf\t{folder / 'broken.pdf'}\tnot a valid PDF (EOF marker not found; the file looks truncated)"]
+    shown = runner.invoke(kb_app, ["show", "help", "-d", "rental.docx"])
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.startswith(f"{folder / 'rental.docx'}: 2 passages\n\n[1] Rental program > Deposit · ")
+    assert "\nRenting a tent requires a deposit of 100 EUR, refunded when the tent comes back.\n" in shown.output
+    missing = runner.invoke(kb_app, ["show", "help", "-d", "nope.md"])
+    assert missing.exit_code == 1 and "has no document 'nope.md'" in missing.output and "Traceback" not in missing.output
+
+
 def test_kb_cli_lists_publishes_and_unpublishes_as_an_audited_local_admin(settings):
     import getpass
 

@@ -110,6 +110,7 @@ def test_ticket_queue_puts_urgent_first_and_hides_closed(db_settings):
 
 
 def test_uploads_are_ingested_one_by_one_and_failures_listed(settings, tmp_path):
+    from assistant.access import Caller
     from ui.admin_ops import documents, ingest_files, knowledge_bases, save_uploads
 
     source = make_helpcenter(tmp_path / "src")
@@ -122,9 +123,10 @@ def test_uploads_are_ingested_one_by_one_and_failures_listed(settings, tmp_path)
     results = ingest_files(settings, "uploads", paths, on_file=lambda i, r: seen.append((i, r.name, r.status)))
     assert seen == [(0, "returns.md", "added"), (1, "warranty.pdf", "added"), (2, "broken.pdf", "failed")]
     assert results[2].error and results[0].chunks > 0
-    docs = documents(settings, "uploads")
+    admin = Caller.staff("admin", "ada")
+    docs = documents(settings, admin, "uploads")
     assert set(docs["status"]) == {"indexed", "failed"}
-    failed = documents(settings, "uploads", failed_only=True)
+    failed = documents(settings, admin, "uploads", failed_only=True)
     assert list(failed["source"].map(lambda s: s.rsplit("/", 1)[-1])) == ["broken.pdf"] and failed["error"][0]
     assert knowledge_bases(settings).set_index("name").loc["uploads", "documents"] == 3
     # Unchanged files are recognised on a second upload.

@@ -198,6 +198,13 @@ def test_admin_page_needs_an_admin_and_lists_documents(ui_data: UIData):
     assert any(source.endswith("warranty.pdf") for source in docs["source"])
     assert at.button(key="admin_ingest").disabled  # nothing uploaded yet
 
+    warranty = next(source for source in docs["source"] if source.endswith("warranty.pdf"))
+    at.selectbox(key="admin_passages_doc").set_value(warranty).run()
+    assert not at.exception, at.exception
+    [passages] = [f.value for f in at.dataframe if "tokens" in f.value.columns]
+    assert list(passages["number"]) == [1, 2] and list(passages["page"]) == [1, 2]
+    assert "three extra years" in passages["text"][1]
+
 
 def test_admin_sets_who_sees_which_knowledge_base_and_reads_the_audit_log(ui_data: UIData):
     from assistant.access import public_knowledge_bases

@@ -61,7 +61,7 @@ def _upload() -> None:
                       state="error" if failed else "complete")
 
 
-def _documents() -> None:
+def _documents(caller: Caller) -> None:
     st.subheader("Knowledge bases and documents")
     current = settings()
     kbs = ops.knowledge_bases(current)
@@ -70,10 +70,16 @@ def _documents() -> None:
         return
     kb = st.selectbox("Show documents of", list(kbs["name"]), key="admin_docs_kb")
     failed_only = st.toggle("Only files that failed", key="admin_failed_only")
-    docs = ops.documents(current, kb, failed_only)
+    docs = ops.documents(current, caller, kb, failed_only)
     failures = int((docs["status"] == "failed").sum()) if not docs.empty else 0
     st.caption(f"{len(docs)} documents" + (f", {failures} failed (see the error column)" if failures else ""))
     st.dataframe(docs, hide_index=True, width="stretch")
+    indexed = list(docs.loc[docs["status"] == "indexed", "source"]) if not docs.empty else []
+    source = st.selectbox("Read the passages of", indexed, index=None, placeholder="a document", key="admin_passages_doc",
+                          help="What the assistant reads of a file. Headings of PDFs and plain text are found from "
+                               "where lines stand: check here how your own files came out.")
+    if source is not None:
+        st.dataframe(ops.passages(current, caller, kb, source), hide_index=True, width="stretch")
     with st.expander("Ingestion runs"):
         st.dataframe(ops.ingestion_runs(current, kb), hide_index=True, width="stretch")
 
@@ -229,7 +235,7 @@ def main() -> None:
     documents_tab, models_tab, access_tab = st.tabs(["Knowledge bases", "Models", "Access"])
     with documents_tab, friendly_errors():
         _upload()
-        _documents()
+        _documents(caller)
     with models_tab, friendly_errors():
         _model_versions(caller)
         _finetune(caller)
