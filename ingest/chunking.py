@@ -106,7 +106,7 @@ class Chunker:
 
     def chunk(self, documents: Sequence[LoadedDocument]) -> list[list[ChunkDraft]]:
         """Chunks of each document, in order. All sentences of all documents are counted in one tokenizer call."""
-        flat: list[tuple[int, Section, list[tuple[str, bool]]]] = []
+        flat: list[tuple[int, Section, list[tuple[str, str]]]] = []
         for d, document in enumerate(documents):
             for section in document.sections:
                 if section.text.strip():

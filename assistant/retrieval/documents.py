@@ -6,7 +6,7 @@ shows it. Both `helpmate kb show` and the admin page read through these function
 
     with session_scope(settings) as session:
         rows = documents(session, caller, "support")
-        passages = document_passages(session, caller, "support", "returns/returning-an-item.md")
+        source, passages = document_passages(session, caller, "support", "returns/returning-an-item.md")
 """
 
 from __future__ import annotations
@@ -66,14 +66,15 @@ def document_passages(session: Session, caller: Caller, kb: str, source: str) ->
     matches no document, or several, is a ValueError that says which to use.
     """
     _check(session, caller, kb)
-    sources = session.scalars(select(Document.source).join(KnowledgeBase, Document.kb_id == KnowledgeBase.id)
-                              .where(KnowledgeBase.name == kb)).all()
-    matches = [s for s in sources if s == source] or [s for s in sources if s.endswith("/" + source.lstrip("/"))]
+    in_kb = select(Document.source).join(KnowledgeBase, Document.kb_id == KnowledgeBase.id).where(KnowledgeBase.name == kb)
+    matches = (session.scalars(in_kb.where(Document.source == source)).all()
+               or session.scalars(in_kb.where(Document.source.endswith("/" + source.lstrip("/"), autoescape=True))
+                                  .limit(6)).all())
     if not matches:
         raise ValueError(f"knowledge base {kb!r} has no document {source!r}; `helpmate kb show {kb}` lists them")
     if len(matches) > 1:
-        raise ValueError(f"{source!r} names {len(matches)} documents of {kb!r}; give more of the path: "
-                         + ", ".join(sorted(matches)[:5]))
+        raise ValueError(f"{source!r} names {'more than 5' if len(matches) > 5 else len(matches)} documents of {kb!r}; "
+                         "give more of the path: " + ", ".join(sorted(matches)[:5]))
     chunks = session.scalars(select(Chunk).join(Document, Chunk.document_id == Document.id)
                              .join(KnowledgeBase, Document.kb_id == KnowledgeBase.id)
                              .where(KnowledgeBase.name == kb, Document.source == matches[0]).order_by(Chunk.ordinal))

@@ -43,14 +43,14 @@ def load_pdf(path: Path) -> LoadedDocument:
         _decrypt(reader)
         texts = without_running_lines([page.extract_text() or "" for page in reader.pages])
         metadata = reader.metadata
-        title = str(metadata.title or "").strip() if metadata else ""
-        sections = page_sections(texts, title or title_from_stem(path))
+        title = (str(metadata.title or "").strip() if metadata else "") or title_from_stem(path)
+        sections = page_sections(texts, title)
     except PdfReadError as exc:
         reason = "EOF marker not found; the file looks truncated" if b"%%EOF" not in data[-_SCAN_WINDOW:] else str(exc)
         raise LoaderError(f"not a valid PDF ({reason})") from exc
     if not sections:
         raise LoaderError("PDF has no extractable text (scanned image?)")
-    return LoadedDocument(source=str(path), title=title or title_from_stem(path), format="pdf", sections=sections)
+    return LoadedDocument(source=str(path), title=title, format="pdf", sections=sections)
 
 
 def page_sections(pages: list[str], title: str) -> list[Section]:
@@ -61,12 +61,11 @@ def page_sections(pages: list[str], title: str) -> list[Section]:
         builder.page(number)
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         body: list[str] = []
-        previous_heading = False
+        after_heading = False
         for i, line in enumerate(lines):
-            after = "" if i == 0 else lines[i - 1]
-            placed = i == 0 or after.endswith((".", "!", "?", ";")) or (previous_heading and heading_level(line) == 2)
-            previous_heading = heading_like(line) and placed and i + 1 < len(lines)
-            if not previous_heading:
+            placed = i == 0 or lines[i - 1].endswith((".", "!", "?", ";")) or (after_heading and heading_level(line) == 2)
+            after_heading = heading_like(line) and placed and i + 1 < len(lines)
+            if not after_heading:
                 body.append(line)
                 continue
             builder.add("\n".join(body))

@@ -16,7 +16,6 @@ _MAX_TITLE_LINE = 100
 MAX_HEADING_CHARS = 70  # a heading of plain text or a PDF: a short line ...
 MAX_HEADING_WORDS = 10  # ... of a few words
 _NUMBERED = re.compile(r"^\d+(?:\.\d+)*\.?\s+(?=\S)")  # "3. VALIDITY", "4.2 Fees"
-_CAPITALS = re.compile(r"^[A-Z]{2,}\b")  # "MUNICH (flagship store)", "PAYING IN OUR STORES"
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 
 
@@ -100,6 +99,12 @@ def heading_like(line: str) -> bool:
             and not line.endswith((".", ",", ";", ":", "!", "?")) and not line.startswith(("-", "*", "•", "–")))
 
 
+def _in_capitals(word: str) -> bool:
+    """A word in capitals of any alphabet ("MUNICH", "ÜBER"), brackets and dashes aside."""
+    letters = [c for c in word if c.isalpha()]
+    return len(letters) >= 2 and all(c.isupper() for c in letters)
+
+
 def heading_level(line: str) -> int:
     """Numbered headings ("4. Registration") sit below unnumbered ones ("Extended warranty for tents")."""
     return 2 if _NUMBERED.match(line.strip()) else 1
@@ -118,7 +123,7 @@ def text_sections(text: str, title: str) -> list[Section]:
         lines = block.strip("\n").split("\n")
         first = lines[0].strip()
         standalone = len(lines) == 1 and i + 1 < len(blocks)
-        opening = len(lines) > 1 and bool(_NUMBERED.match(first) or _CAPITALS.match(first))
+        opening = len(lines) > 1 and bool(_NUMBERED.match(first) or _in_capitals(first.split()[0]))
         if heading_like(first) and (standalone or opening):
             if first.casefold() != title.casefold():
                 builder.heading(heading_level(first), first)

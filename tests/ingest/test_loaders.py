@@ -378,6 +378,9 @@ def test_text_sections_follow_its_headings(tmp_path: Path) -> None:
         ("How to check your balance", "Enter the card number online.\nACME GmbH\nWerkstrasse 21\n\n"
                                       "Acme Support Team\nWerkstrasse 21\n\nThanks for reading"),
     ]
+    german = tmp_path / "ueber.txt"
+    german.write_text("Nimbus Gear\n\nÜBER UNS\nWir verkaufen Ausrüstung.\n", encoding="utf-8")
+    assert [(s.heading, s.text) for s in _load_one(german).sections] == [("ÜBER UNS", "Wir verkaufen Ausrüstung.")]
 
 
 def test_text_falls_back_to_legacy_encodings(tmp_path: Path) -> None:
