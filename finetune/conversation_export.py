@@ -47,6 +47,7 @@ from sqlalchemy import select
 from assistant.answering.grounding import Grounder, split_sentences
 from assistant.answering.prompts import Turn, rewrite_followup
 from assistant.config import Settings
+from assistant.conversations.framing import strip_email_framing
 from assistant.database import session_scope
 from assistant.database.models import Conversation
 from finetune.answerer_data import citation_first
@@ -56,8 +57,6 @@ from finetune.export import SOURCE
 Verdict = Literal["kept", "greeting", "hand-off", "unsupported"]
 Echo = Callable[[str], None]
 
-_SALUTATION = re.compile(r"^(?:dear|hi|hello|hey|good (?:morning|afternoon|evening))\b[^.!?\n]{0,60},?$", re.IGNORECASE)
-_SIGNATURE_WORDS = 8
 _PLEASANTRY = re.compile(
     r"^\W*(?:(?:oh|ok|okay|great|perfect|again|and|so)\W+)*(?:thanks?|thank you|you'?re (?:very )?welcome|anytime|any time|"
     r"happy to help|glad (?:to|i could)|my pleasure|no problem|enjoy|have a (?:good|great|nice|wonderful|lovely)|"
@@ -72,16 +71,6 @@ _HANDOFF = re.compile(
     r"|\b(?:could|can|would) you (?:please )?(?:send|tell|share|give|confirm|provide)\b|\bjust tell me\b"
     r"|\breply to this (?:message|email|e-mail)\b|\b(?:a|my) colleague\b|\bconnect you\b|\btransfer(?:ring)? you\b"
     r"|^\W*done\b", re.IGNORECASE)
-
-
-def strip_email_framing(text: str) -> str:
-    """The message without its salutation paragraph and trailing signature paragraphs (e-mails)."""
-    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
-    while len(paragraphs) > 1 and not re.search(r"[.?!]", paragraphs[-1]) and len(paragraphs[-1].split()) <= _SIGNATURE_WORDS:
-        paragraphs.pop()
-    if len(paragraphs) > 1 and _SALUTATION.match(paragraphs[0]):
-        paragraphs.pop(0)
-    return " ".join(" ".join(p.split()) for p in paragraphs)
 
 
 def is_pleasantry(sentence: str) -> bool:

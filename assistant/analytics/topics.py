@@ -15,6 +15,12 @@ from assistant.retrieval.retriever import Retriever
 # about nothing the knowledge base covers; it is left for clustering instead of a wrong title.
 MIN_TOPIC_SIMILARITY = 0.3
 
+# Words scikit-learn's English stop list lacks that name no topic: forms of "do", "be" and "have",
+# the stems its token pattern leaves of contractions ("doesn't" -> "doesn"), greetings and fillers.
+_MORE_STOP_WORDS = frozenset(
+    "does did doing don doesn didn isn aren wasn weren haven hasn hadn won wouldn couldn shouldn ve ll "
+    "got just really hi hello hey dear thanks thank regards cheers ok okay".split())
+
 _retrievers: dict[tuple[str, str], Retriever] = {}
 _retrievers_lock = threading.Lock()
 
@@ -57,7 +63,7 @@ def cluster_topics(texts: Sequence[str], vectors: np.ndarray, max_clusters: int 
     against the other clusters), e.g. "zipper, tent, broke". Deterministic (fixed seed).
     """
     from sklearn.cluster import KMeans
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 
     n = len(texts)
     if n == 0:
@@ -67,7 +73,7 @@ def cluster_topics(texts: Sequence[str], vectors: np.ndarray, max_clusters: int 
     documents = [" ".join(texts[i] for i in range(n) if labels[i] == c) for c in range(k)]
     names = []
     try:
-        tfidf = TfidfVectorizer(stop_words="english", token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b", sublinear_tf=True)
+        tfidf = TfidfVectorizer(stop_words=sorted(ENGLISH_STOP_WORDS | _MORE_STOP_WORDS), token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]+\b", sublinear_tf=True)
         weights = tfidf.fit_transform(documents).toarray()
         vocabulary = tfidf.get_feature_names_out()
         for c in range(k):

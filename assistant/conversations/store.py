@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from assistant.analytics.spikes import detect_negative_spikes, scan_negative_spikes, SpikeRule
 from assistant.analytics.topics import assign_topics, kb_topics
 from assistant.config import Settings
+from assistant.conversations.framing import strip_email_framing
 from assistant.database import session_scope
 from assistant.database.models import Conversation, Message
 from assistant.conversations.records import BadRow, read_records
@@ -112,9 +113,9 @@ def add_message(session: Session, conversation: Conversation, role: str, text: s
         sentiment = model.score(text)  # the original text: see _stored_text
         message.sentiment_label, message.sentiment_score, message.sentiment_model = sentiment.label, sentiment.score, model.version
         if sentiment.label == "negative":
-            # From the stored text, as import and backfill do. No matching document leaves the
-            # topic empty; `helpmate sentiment backfill` clusters those.
-            message.topic = kb_topics([stored], conversation.kb, settings)[0]
+            # From the stored text without an e-mail's greeting and signature, as import and backfill
+            # do. No matching document leaves the topic empty; `helpmate sentiment backfill` clusters those.
+            message.topic = kb_topics([strip_email_framing(stored)], conversation.kb, settings)[0]
     session.add(message)
     session.flush()
     if role == "customer" and spike_rule is not None:
@@ -308,13 +309,16 @@ def _existing_keys(conversations: dict[str, tuple[int, str]], settings: Settings
 
 def _store_topics(negatives: list[tuple[int, str]], kb: str | None, settings: Settings,
                   show_progress: bool) -> dict[str, int]:
-    """Topics for the given negative messages (id, text), written in one transaction; counts per topic."""
+    """Topics for the given negative messages (id, text), written in one transaction; counts per topic.
+
+    Read without an e-mail's salutation and signature: a customer's name is no topic.
+    """
     if not negatives:
         return {}
     from tqdm import tqdm
 
     ids = [message_id for message_id, _ in negatives]
-    texts = [text for _, text in negatives]
+    texts = [strip_email_framing(text) for _, text in negatives]
     with tqdm(total=len(texts), unit="msg", desc="topics", disable=not show_progress) as bar:
         topics = assign_topics(texts, kb, settings)
         bar.update(len(texts))

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from finetune.conversation_export import classify_reply, strip_email_framing
+from assistant.conversations.framing import strip_email_framing
+from finetune.conversation_export import classify_reply
 from tests.conftest import REPO
 
 DEMO = REPO / "demo"
