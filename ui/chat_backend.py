@@ -46,6 +46,7 @@ class Reply:
     ticket_id: int | None = None
     trace: Any = None
     first_token_ms: float | None = None
+    repeated: bool = False  # the receipt already shown since the person's last message (same message_id)
 
 
 def _citation_dict(citation: Any) -> dict[str, Any]:
@@ -114,7 +115,7 @@ class ChatBackend:
                 yield Reply(text=reply.text, kind=reply.kind, citations=[_citation_dict(c) for c in reply.citations],
                             message_id=reply.message_id, model=reply.model, latency_ms=reply.latency_ms,
                             replaced=event.replaced, ticket_id=ticket.get("id"), trace=reply.trace,
-                            first_token_ms=first_token_ms)
+                            first_token_ms=first_token_ms, repeated=reply.repeated)
                 return
         raise RuntimeError("the support agent's stream ended without a reply")
 

@@ -9,7 +9,9 @@ generation, support check, citations) or, when ``HELPMATE_AGENT_MODEL_TOOLS`` is
 backend is vLLM, to a LangGraph loop in which the served model calls the tools itself
 (``model_loop``); its answer is checked against the passages it found like any other. Once a
 person of the team has replied in a handed-over conversation, it is theirs until the ticket is
-closed (``tickets.with_person``): the customer's message is stored and the reply only says so.
+closed (``tickets.with_person``): the customer's message is stored and the reply only says so,
+once: until the person writes again, further messages get the same receipt back (``repeated``)
+without another copy in the transcript.
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ class AgentReply:
     model: str | None
     latency_ms: float
     answer: Answer | None = None
+    # A receipt already given since the person's last message: nothing new is stored, and
+    # ``message_id`` is that receipt's. A chat shows it once; an API client may show it again.
+    repeated: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,10 @@ class SupportAgent:
         if turn.person_ticket is not None:  # a person of the team answers this conversation now, not the assistant
             turn.trace.route = "with_person: a person of the team replied since the ticket opened"
             text = WITH_PERSON_TEXT.format(ticket=turn.person_ticket["id"])
-            yield AgentFinal(self._store(turn, text, "with_person", None, turn.person_ticket), True)
+            if turn.receipt_id is not None:
+                yield AgentFinal(self._repeat_receipt(turn, text), True)
+            else:
+                yield AgentFinal(self._store(turn, text, "with_person", None, turn.person_ticket), True)
             return
         route = self.router.route(text)
         if route.intent in ("report", "conversation") and not caller.is_staff:
@@ -165,10 +173,13 @@ class SupportAgent:
             message = add_message(session, conversation, "customer", text, settings=self.settings,
                                   created_at=self.now() if self.now else None)
             person = with_person(session, conversation_id)
+            # The newest written (highest id): a person's reply and the turns may carry other clocks.
+            last_reply = max((m for m in earlier if m.role != "customer"), key=lambda m: m.id, default=None)
             return Turn(conversation_id, conversation.kb or "default", history, message.id,
                         (message.sentiment_label, message.sentiment_score), started, caller, self.tools(caller),
                         person_ticket={"id": person.id, "status": person.status, "priority": person.priority,
-                                       "created": False} if person else None)
+                                       "created": False} if person else None,
+                        receipt_id=last_reply.id if person and last_reply and last_reply.answer_kind == "with_person" else None)
 
     def _open_ticket(self, turn: Turn, reason: str, priority: str, by: str) -> tuple[dict[str, Any] | None, str]:
         result, error = turn.trace.call(turn.tools["create_ticket"], {"conversation_id": turn.conversation_id,
@@ -242,6 +253,13 @@ class SupportAgent:
             message_id = message.id
         return AgentReply(text, kind, answer.citations if answer else [], ticket, trace, turn.conversation_id, message_id,
                           turn.customer_message_id, turn.sentiment, answer.model if answer else None, latency_ms, answer)
+
+    def _repeat_receipt(self, turn: Turn, text: str) -> AgentReply:
+        """The receipt that already stands since the person's last message, given back, not stored again."""
+        assert turn.receipt_id is not None
+        return AgentReply(text, "with_person", [], turn.person_ticket, turn.trace.as_dict(), turn.conversation_id,
+                          turn.receipt_id, turn.customer_message_id, turn.sentiment, None,
+                          (time.perf_counter() - turn.started) * 1000, repeated=True)
 
 
 def _tool_failed(error: str) -> tuple[str, str]:

@@ -113,7 +113,8 @@ def reply_json(reply) -> dict:
     base = reply.answer.to_json() if reply.answer is not None else {"citations": [], "retrieved": [], "model": None}
     return {**base, "answer": reply.text, "kind": reply.kind, "latency_ms": round(reply.latency_ms, 1),
             "conversation_id": reply.conversation_id, "message_id": reply.message_id, "ticket": reply.ticket,
-            "sentiment": {"label": reply.sentiment[0], "score": reply.sentiment[1]}, "trace": reply.trace}
+            "sentiment": {"label": reply.sentiment[0], "score": reply.sentiment[1]}, "trace": reply.trace,
+            **({"repeated": True} if reply.repeated else {})}
 
 
 def ask(

@@ -134,6 +134,13 @@ def test_the_widget_answers_with_a_citation_takes_a_thumbs_down_and_keeps_the_co
     box.press("Enter")
     page.get_by_text(f"Your message is with our team (ticket #{ticket.id})").wait_for(timeout=60_000)
     assert page.locator("#helpmate-widget .rate").count() == ratings
+    # one receipt, however many messages follow before the person writes again
+    box.fill("And the parcel number is 789.")
+    box.press("Enter")
+    page.locator("#helpmate-widget .customer").filter(has_text="parcel number is 789").wait_for()
+    page.locator("#helpmate-widget .assistant.draft").wait_for(state="detached", timeout=60_000)
+    assert page.get_by_text(f"Your message is with our team (ticket #{ticket.id})").count() == 1
+    assert page.locator("#helpmate-widget .msg").last.inner_text() == "And the parcel number is 789."
 
 
 def test_the_api_docs_render_without_any_outside_server(site, page):

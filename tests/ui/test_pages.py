@@ -338,3 +338,14 @@ def test_an_operator_answers_a_handed_over_customer_who_reads_it_in_the_chat(ui_
     assert reply in _texts(chat)  # shown as written: the stars are escaped, not bold
     chat.run()
     assert [t["role"] for t in chat.session_state["helpmate_chat"]["turns"]].count("agent") == 1  # shown once
+
+    # Anna has the conversation now: the customer's messages go to her, with one receipt however many they write.
+    for text in ("It is order 12345.", "And the parcel number is 789."):
+        chat.chat_input[0].set_value(text).run()
+        assert not chat.exception, chat.exception
+    turns = chat.session_state["helpmate_chat"]["turns"]
+    assert [(t["role"], t.get("kind")) for t in turns[-3:]] == [("customer", None), ("assistant", "with_person"), ("customer", None)]
+    with session_scope(settings) as session:
+        kinds = session.scalars(select(Message.answer_kind).where(Message.conversation_id == state["conversation_id"],
+                                                                  Message.role == "assistant")).all()
+    assert kinds.count("with_person") == 1

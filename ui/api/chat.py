@@ -138,6 +138,8 @@ def extras(reply: AgentReply, secret: str | None) -> dict[str, Any]:
               "customer_message_id": reply.customer_message_id, "ticket": ticket_summary(reply.ticket),
               "sentiment": {"label": label, "score": score}, "model": reply.model,
               "latency_ms": round(reply.latency_ms, 1)}
+    if reply.repeated:
+        fields["repeated"] = True  # the receipt given since the person's last message: message_id is that one's
     if reply.kind == "extractive":
         fields["note"] = REPLACED_NOTE  # a client that showed the draft says why it is gone
     if secret:
@@ -205,7 +207,7 @@ async def chat_completions(request: ChatRequest, ctx: Context = Depends(authenti
         if isinstance(event, AgentFinal):
             reply = event.reply
             return JSONResponse({
-                "id": f"chatcmpl-{reply.message_id}", "object": "chat.completion", "created": int(time.time()),
+                "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
                 "model": model, "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text},
                                              "finish_reason": "stop"}],
                 "usage": None, "helpmate": extras(reply, secret)})

@@ -152,9 +152,10 @@ def _answer(state: dict, kb: str, question: str) -> None:
                     streamed += event.text
                     placeholder.markdown(literal(streamed) + "▌")
                 elif isinstance(event, Reply):
-                    state["turns"].append({"role": "assistant", "text": event.text, "kind": event.kind,
-                                           "citations": event.citations, "message_id": event.message_id,
-                                           "ticket_id": event.ticket_id, "model": event.model})
+                    if not event.repeated:  # a person has the conversation and the receipt already stands above
+                        state["turns"].append({"role": "assistant", "text": event.text, "kind": event.kind,
+                                               "citations": event.citations, "message_id": event.message_id,
+                                               "ticket_id": event.ticket_id, "model": event.model})
                     if event.ticket_id:
                         state["ticket_id"] = event.ticket_id
         except ModelUnavailableError as error:

@@ -171,9 +171,21 @@ def test_once_a_person_replies_the_conversation_is_theirs_until_the_ticket_close
         reply_as_agent(session, OPERATOR, cid, "Hi, Olivia here. What is your order number?", kb)
     waiting = agent.respond(cid, "It is order 12345. And how much does express shipping cost?", caller=customer)
     assert (waiting.kind, waiting.ticket["id"], waiting.citations, waiting.model) == ("with_person", ticket_id, [], None)
-    assert f"ticket #{ticket_id}" in waiting.text and "14.90" not in waiting.text
+    assert f"ticket #{ticket_id}" in waiting.text and "14.90" not in waiting.text and not waiting.repeated
+    # Until the person writes again, more messages get that receipt back, not another copy in the transcript.
+    again = agent.respond(cid, "The parcel number is 789.", caller=customer)
+    assert (again.kind, again.repeated, again.message_id, again.text) == ("with_person", True, waiting.message_id, waiting.text)
+    with session_scope(kb) as session:
+        reply_as_agent(session, OPERATOR, cid, "Thanks, I am looking into it.", kb)
+    later = agent.respond(cid, "Thank you!", caller=customer)
+    assert later.kind == "with_person" and not later.repeated and later.message_id > waiting.message_id
     with session_scope(kb) as session:
         assert session.get(Message, waiting.customer_message_id).sentiment_label  # stored and scored for the person
+        assert session.get(Message, again.customer_message_id).text == "The parcel number is 789."
+        roles = [(m.role, m.answer_kind) for m in session.scalars(select(Message).where(Message.conversation_id == cid)
+                                                                   .order_by(Message.id))]
+        assert roles[-6:] == [("customer", None), ("assistant", "with_person"), ("customer", None), ("agent", None),
+                              ("customer", None), ("assistant", "with_person")]
         set_ticket_status(session, ticket_id, "closed")
     after = agent.respond(cid, "How much does express shipping cost?", caller=customer)
     assert after.kind in ("generated", "extractive") and "14.90" in after.text

@@ -250,6 +250,8 @@
         var delta = (data.choices && data.choices[0] && data.choices[0].delta) || {};
         if (delta.content) { content += delta.content; }
         if (data.choices && data.choices[0] && data.choices[0].finish_reason) {
+          // A person has the conversation and told the visitor so above: the receipt is not repeated.
+          if (extra.repeated) { answer.remove(); continue; }
           var rated = extra.kind === "with_person" ? null : extra.message_id;  // a receipt while a person has the conversation
           finishAnswer(answer, content, extra.citations, rated, draft ? extra.note : null);
           if (extra.ticket && extra.ticket.id) { watchForReplies(); }  // the reply itself says a person will answer
