@@ -1,8 +1,11 @@
-"""Real small files for tests: a help-center folder in every supported format."""
+"""Real small things for tests: a help-center folder in every supported format, an endpoint that receives webhooks."""
 
 from __future__ import annotations
 
+import json
+import threading
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
@@ -92,3 +95,33 @@ def ingested_helpcenter(root: Path, embedder) -> Iterator[tuple[Settings, Path]]
         yield settings, folder
         dispose_engines()
         get_settings.cache_clear()
+
+
+class WebhookReceiver:
+    """A real HTTP endpoint on a free port: answers with the queued statuses (then 200) and keeps what it got."""
+
+    def __init__(self) -> None:
+        self.statuses: list[int] = []
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.received.append((dict(self.headers), body))
+                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/helpmate"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def events(self) -> list[dict]:
+        return [json.loads(body) for _, body in self.received]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

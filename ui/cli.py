@@ -12,6 +12,7 @@ from assistant.cli.models import models_app
 from assistant.cli.privacy import privacy_app
 from assistant.cli.sentiment import sentiment_app
 from assistant.cli.serve import serve_model
+from assistant.cli.webhooks import webhooks_app
 from finetune.cli import finetune_app
 from ingest.cli import ingest
 from ui.api.cli import api, keys_app
@@ -39,6 +40,7 @@ app.add_typer(privacy_app, name="privacy")
 app.command("api")(api)
 app.add_typer(keys_app, name="keys")
 app.add_typer(kb_app, name="kb")
+app.add_typer(webhooks_app, name="webhooks")
 
 if __name__ == "__main__":
     app()

@@ -32,7 +32,7 @@ from assistant.agent.turn import Turn
 from assistant.answering.assistant import Answer, Assistant, Citation, FinalEvent, TokenEvent
 from assistant.config import Settings, get_settings
 from assistant.conversations.store import add_message, start_conversation
-from assistant.conversations.tickets import with_person
+from assistant.conversations.tickets import tell_webhooks_of_message, with_person
 from assistant.database import session_scope
 from assistant.database.models import Conversation, Message
 
@@ -172,6 +172,7 @@ class SupportAgent:
             history = [("user" if m.role == "customer" else "assistant", m.text) for m in earlier]
             message = add_message(session, conversation, "customer", text, settings=self.settings,
                                   created_at=self.now() if self.now else None)
+            tell_webhooks_of_message(session, conversation, message)
             person = with_person(session, conversation_id)
             # The newest written (highest id): a person's reply and the turns may carry other clocks.
             last_reply = max((m for m in earlier if m.role != "customer"), key=lambda m: m.id, default=None)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from assistant.analytics.aggregates import as_utc, customer_messages
 from assistant.database.models import Alert, Conversation, Message
+from assistant.webhooks import emit
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,11 @@ def detect_negative_spikes(session: Session, at: datetime, rule: SpikeRule = Spi
                       baseline_share=round(baseline_share, 4) if base_count else None, threshold=rule.threshold)
         session.add(alert)
         session.flush()
+        emit(session, "alert.created", pair_kb, {"alert": {
+            "id": alert.id, "kind": alert.kind, "kb": alert.kb, "channel": alert.channel,
+            "window_start": alert.window_start.isoformat(), "window_end": alert.window_end.isoformat(),
+            "messages": alert.messages, "negative": alert.negative, "negative_share": alert.negative_share,
+            "baseline_share": alert.baseline_share, "threshold": alert.threshold}})
         alerts.append(alert)
     return alerts
 

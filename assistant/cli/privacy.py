@@ -27,7 +27,7 @@ def _local_admin() -> Caller:
 
 def _counts(removed) -> str:
     return (f"{removed.conversations} conversations, {removed.messages} messages, {removed.tickets} tickets, "
-            f"{removed.feedback} feedback")
+            f"{removed.feedback} feedback, {removed.webhook_deliveries} webhook deliveries")
 
 
 @privacy_app.command("erase")

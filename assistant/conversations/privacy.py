@@ -5,7 +5,8 @@
 message is older than ``retention_days``). Both remove a conversation with everything that holds
 the customer's words, and count what they removed:
 
-* its messages and its tickets (a ticket copies the transcript);
+* its messages and its tickets (a ticket copies the transcript), and the webhook deliveries about
+  it (``assistant.webhooks``: a ticket's transcript, a customer's message), sent or not;
 * its feedback. Feedback copies the question and the answer on purpose (a training snapshot must not
   change when a conversation does), and its link to the message is ``ON DELETE SET NULL``, so
   deleting the messages alone would leave the customer's question behind. Feedback goes when its
@@ -36,7 +37,7 @@ from sqlalchemy.orm import Session
 from assistant.access import AccessDenied, Caller, audit
 from assistant.config import Settings
 from assistant.database import session_scope
-from assistant.database.models import Conversation, Feedback, Message, Ticket
+from assistant.database.models import Conversation, Feedback, Message, Ticket, WebhookDelivery
 
 _BATCH = 500
 
@@ -49,6 +50,7 @@ class Removed:
     messages: int = 0
     tickets: int = 0
     feedback: int = 0
+    webhook_deliveries: int = 0
 
     def add(self, other: Removed) -> None:
         for kind, count in asdict(other).items():
@@ -87,12 +89,14 @@ def _delete_conversations(session: Session, conversations: Sequence[tuple[int, s
         and_(~imported, Feedback.conversation_key.in_([str(i) for i in ids])),
         and_(imported, Feedback.conversation_key.in_(external)),
     )).execution_options(synchronize_session=False)).rowcount
+    deliveries = session.execute(delete(WebhookDelivery).where(WebhookDelivery.conversation_id.in_(ids))).rowcount
     tickets = session.execute(delete(Ticket).where(Ticket.conversation_id.in_(ids))).rowcount
     messages = session.execute(delete(Message).where(Message.conversation_id.in_(ids))
                                .execution_options(synchronize_session=False)).rowcount
     removed = session.execute(delete(Conversation).where(Conversation.id.in_(ids))
                               .execution_options(synchronize_session=False)).rowcount
-    return Removed(conversations=removed, messages=messages, tickets=tickets, feedback=feedback)
+    return Removed(conversations=removed, messages=messages, tickets=tickets, feedback=feedback,
+                   webhook_deliveries=deliveries)
 
 
 def _delete_in_batches(settings: Settings, conversations: list[tuple[int, str | None]]) -> Removed:

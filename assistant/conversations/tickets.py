@@ -8,7 +8,8 @@ and a failed answer coincide, is not queued twice.
 The person then answers in the conversation itself (``reply_as_agent``): the reply is an ``agent``
 message, which the customer's chat (web page or widget) picks up with ``agent_replies``, and the
 ticket is assigned to whoever replied first. From then until the ticket is closed the conversation
-is the person's (``with_person``): the assistant no longer answers in it.
+is the person's (``with_person``): the assistant no longer answers in it. A team's webhooks hear of
+every opened and updated ticket (``assistant.webhooks``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from assistant.access import Caller
 from assistant.config import Settings
 from assistant.conversations.store import MAX_TEXT_CHARS, add_message
 from assistant.database.models import Conversation, Message, Ticket
+from assistant.webhooks import emit, wants
 
 PRIORITIES: tuple[str, ...] = ("low", "normal", "high", "urgent")
 STATUSES: tuple[str, ...] = ("open", "assigned", "closed")
@@ -62,6 +64,7 @@ def create_ticket(session: Session, conversation_id: int, reason: str, priority:
                     transcript=transcript(session, conversation_id))
     session.add(ticket)
     session.flush()
+    _tell_webhooks(session, "ticket.opened", ticket, transcript=ticket.transcript)
     return ticket, True
 
 
@@ -79,6 +82,7 @@ def set_ticket_status(session: Session, ticket_id: int, status: str, assignee: s
         ticket.assignee = assignee
     ticket.updated_at = datetime.now(timezone.utc)
     session.flush()
+    _tell_webhooks(session, "ticket.updated", ticket)
     return ticket
 
 
@@ -87,6 +91,28 @@ def ticket_dict(ticket: Ticket) -> dict[str, Any]:
     return {"id": ticket.id, "conversation_id": ticket.conversation_id, "reason": ticket.reason,
             "priority": ticket.priority, "status": ticket.status, "assignee": ticket.assignee,
             "created_at": ticket.created_at.isoformat(), "messages": len(ticket.transcript)}
+
+
+def _tell_webhooks(session: Session, event: str, ticket: Ticket, **extra: Any) -> None:
+    """Queue ``event`` about ``ticket`` for the team's webhooks, in this transaction (``assistant.webhooks``)."""
+    conversation = session.get(Conversation, ticket.conversation_id)
+    emit(session, event, conversation.kb, {"ticket": ticket_dict(ticket),
+                                           "conversation": {"id": conversation.id, "channel": conversation.channel,
+                                                            "kb": conversation.kb}, **extra},
+         conversation_id=conversation.id)
+
+
+def tell_webhooks_of_message(session: Session, conversation: Conversation, message: Message) -> None:
+    """A customer's message in a conversation whose ticket is not closed goes to the team's webhooks
+    (``ticket.message``): the person's desk shows it without polling. Called by the agent, which
+    receives every customer message of a live conversation."""
+    if not wants(session, "ticket.message", conversation.kb):
+        return
+    ticket = open_ticket(session, conversation.id)
+    if ticket is not None:
+        _tell_webhooks(session, "ticket.message", ticket, message={
+            "id": message.id, "role": message.role, "text": message.text, "at": message.created_at.isoformat(),
+            "sentiment": message.sentiment_label, "score": message.sentiment_score})
 
 
 def with_person(session: Session, conversation_id: int) -> Ticket | None:

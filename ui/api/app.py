@@ -19,6 +19,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 
 from assistant.config import Settings, get_settings
+from assistant.webhooks import Deliverer
 from ui.api import chat, conversations, errors, health, jobs, operators
 from ui.api.conversations import SECRET_HEADER
 from ui.api.jobs import JobRunner
@@ -52,7 +53,13 @@ def create_app(settings: Settings | None = None, options: ApiOptions | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if warm:
             threading.Thread(target=_warm, args=(turns,), name="helpmate-warm", daemon=True).start()
+        # Webhook deliveries are queued by whatever process stored the event (chat, dashboard, import); this one sends them.
+        sender = Deliverer(settings, options.webhook_interval_s) if options.webhook_interval_s else None
+        if sender:
+            sender.start()
         yield
+        if sender:
+            sender.stop()
         turns.close()
         job_runner.close()
 

@@ -28,6 +28,8 @@ class ApiOptions(BaseSettings):
     default_rate_limit: int = Field(120, ge=1, description="Requests per minute of a key created without --rate-limit.")
     lock_wait_s: float = Field(600.0, ge=0, description="How long an ingestion job waits for another job on its knowledge base.")
     max_files: int = Field(200, ge=1, description="Files one upload job may carry.")
+    webhook_interval_s: float = Field(2.0, ge=0, description="Seconds between the rounds in which the server sends due "
+                                                             "webhook deliveries (`helpmate webhooks`); 0: it sends none.")
 
     @field_validator("ingest_roots", mode="before")
     @classmethod

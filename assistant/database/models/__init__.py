@@ -9,6 +9,7 @@ from assistant.database.models.knowledge import KnowledgeBase, Document, Chunk, 
 from assistant.database.models.conversations import Conversation, Message, Alert, Ticket, Feedback
 from assistant.database.models.training import ModelVersion, VerifiedAnswer
 from assistant.database.models.access import User, LoginAttempt, AuditEntry, ApiKey, ApiRateWindow, ApiConversation
+from assistant.database.models.webhooks import Webhook, WebhookDelivery
 
 __all__ = [
     "utcnow",
@@ -32,4 +33,6 @@ __all__ = [
     "ApiKey",
     "ApiRateWindow",
     "ApiConversation",
+    "Webhook",
+    "WebhookDelivery",
 ]

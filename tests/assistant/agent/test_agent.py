@@ -19,9 +19,10 @@ from assistant.answering.assistant import Assistant
 from assistant.conversations.store import add_message, start_conversation
 from assistant.conversations.tickets import reply_as_agent, set_ticket_status
 from assistant.database import session_scope
-from assistant.database.models import Message, Ticket
+from assistant.database.models import Message, Ticket, WebhookDelivery
 from assistant.llm.langchain_model import LangChainChatModel
 from assistant.retrieval.retriever import Retriever
+from assistant.webhooks import add_webhook
 from tests.helpers import ingested_helpcenter
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
@@ -163,6 +164,8 @@ def test_a_question_is_answered_with_citations_and_the_retrieval_recorded(kb, ag
 
 
 def test_once_a_person_replies_the_conversation_is_theirs_until_the_ticket_closes(kb, agent):
+    with session_scope(kb) as session:  # the team's desk hears of the hand-over and of what the customer writes
+        add_webhook(session, Caller.staff("admin", "root"), "https://desk.example.com/hooks", ["ticket.opened", "ticket.message"])
     cid, customer = as_customer(agent)
     ticket_id = agent.respond(cid, "I want to talk to a real person please", caller=customer).ticket["id"]
     answered = agent.respond(cid, "How much does express shipping cost?", caller=customer)
@@ -187,6 +190,11 @@ def test_once_a_person_replies_the_conversation_is_theirs_until_the_ticket_close
         assert roles[-6:] == [("customer", None), ("assistant", "with_person"), ("customer", None), ("agent", None),
                               ("customer", None), ("assistant", "with_person")]
         set_ticket_status(session, ticket_id, "closed")
+        owed = [(d.event, d.payload["data"].get("message", {}).get("text")) for d in session.scalars(
+            select(WebhookDelivery).where(WebhookDelivery.conversation_id == cid).order_by(WebhookDelivery.id))]
+    assert owed == [("ticket.opened", None), ("ticket.message", "How much does express shipping cost?"),
+                    ("ticket.message", "It is order 12345. And how much does express shipping cost?"),
+                    ("ticket.message", "The parcel number is 789."), ("ticket.message", "Thank you!")]
     after = agent.respond(cid, "How much does express shipping cost?", caller=customer)
     assert after.kind in ("generated", "extractive") and "14.90" in after.text
 

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from assistant.access import AccessDenied, Caller, audit_log
 from assistant.conversations.privacy import erase_customer, purge_expired
 from assistant.database import session_scope
-from assistant.database.models import Conversation, Feedback, Message, Ticket, VerifiedAnswer
+from assistant.database.models import Conversation, Feedback, Message, Ticket, VerifiedAnswer, WebhookDelivery
+from assistant.webhooks import add_webhook, emit
 
 ADMIN = Caller.staff("admin", "adam")
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
@@ -49,7 +50,7 @@ def _feedback(session, key: str, *, message_id: int | None = None, source: str =
 def _counts(settings) -> dict[str, int]:
     with session_scope(settings) as session:
         return {model.__tablename__: session.scalar(select(func.count()).select_from(model))
-                for model in (Conversation, Message, Ticket, Feedback)}
+                for model in (Conversation, Message, Ticket, Feedback, WebhookDelivery)}
 
 
 def test_erase_removes_one_customers_conversations_and_everything_quoting_them(db_settings):
@@ -65,14 +66,18 @@ def test_erase_removes_one_customers_conversations_and_everything_quoting_them(d
                 _feedback(session, "feedback-9")]
         session.add(VerifiedAnswer(kb="help", question="Where is my order?", answer="It ships tomorrow.",
                                    approved_by="olivia", source_feedback_id=rated))
+        # A help desk's webhook was owed the customer's hand-over; the other customer's stays owed.
+        add_webhook(session, ADMIN, "https://desk.example.com/hooks", ["ticket.opened"])
+        for conversation_id in (chat, other):
+            emit(session, "ticket.opened", "help", {"transcript": ["Where is my order?"]}, conversation_id=conversation_id)
     before = _counts(db_settings)
 
     removed = erase_customer(db_settings, " cust-a ", ADMIN)
 
-    assert removed.as_dict() == {"conversations": 2, "messages": 4, "tickets": 1, "feedback": 3}
+    assert removed.as_dict() == {"conversations": 2, "messages": 4, "tickets": 1, "feedback": 3, "webhook_deliveries": 1}
     after = _counts(db_settings)
     assert {table: before[table] - after[table] for table in before} == {
-        "conversations": 2, "messages": 4, "tickets": 1, "feedback": 3}
+        "conversations": 2, "messages": 4, "tickets": 1, "feedback": 3, "webhook_deliveries": 1}
     with session_scope(db_settings) as session:
         assert session.scalars(select(Conversation.customer_id)).all() == ["cust-b"]
         assert sorted(session.scalars(select(Feedback.id))) == sorted(kept)
@@ -84,7 +89,7 @@ def test_erase_removes_one_customers_conversations_and_everything_quoting_them(d
     assert entry.detail == removed.as_dict()
 
     assert erase_customer(db_settings, "cust-a", ADMIN).as_dict() == {"conversations": 0, "messages": 0, "tickets": 0,
-                                                                      "feedback": 0}
+                                                                      "feedback": 0, "webhook_deliveries": 0}
     with pytest.raises(AccessDenied, match="only an admin"):
         erase_customer(db_settings, "cust-b", Caller.staff("operator", "olivia"))
     with pytest.raises(ValueError, match="give the customer's id"):
@@ -106,11 +111,12 @@ def test_purge_removes_only_conversations_last_active_before_the_retention_perio
 
     purged = purge_expired(settings, ADMIN, now=NOW)
 
-    assert purged.as_dict() == {"conversations": 2, "messages": 2, "tickets": 1, "feedback": 1, "retention_days": 30,
+    assert purged.as_dict() == {"conversations": 2, "messages": 2, "tickets": 1, "feedback": 1, "webhook_deliveries": 0,
+                                "retention_days": 30,
                                 "cutoff": "2026-10-21T12:00:00+00:00"}
     after = _counts(settings)
     assert {table: before[table] - after[table] for table in before} == {
-        "conversations": 2, "messages": 2, "tickets": 1, "feedback": 1}
+        "conversations": 2, "messages": 2, "tickets": 1, "feedback": 1, "webhook_deliveries": 0}
     with session_scope(settings) as session:
         assert sorted(session.scalars(select(Conversation.id))) == sorted([ongoing, recent])
         assert session.scalars(select(Feedback.id)).all() == [kept]
@@ -137,7 +143,7 @@ def test_privacy_commands_print_what_they_removed(settings, monkeypatch):
     erased = runner.invoke(app, ["privacy", "erase", "--customer", "cust-b", "--json"])
     assert erased.exit_code == 0, erased.output
     assert json.loads(erased.stdout) == {"customer": "cust-b", "conversations": 1, "messages": 2, "tickets": 0,
-                                         "feedback": 0}
+                                         "feedback": 0, "webhook_deliveries": 0}
     unknown = runner.invoke(app, ["privacy", "erase", "--customer", "nobody"])
     assert unknown.exit_code == 0 and "nothing stored for customer nobody" in unknown.stdout
 
@@ -149,7 +155,7 @@ def test_privacy_commands_print_what_they_removed(settings, monkeypatch):
     get_settings.cache_clear()
     purged = runner.invoke(app, ["privacy", "purge"])
     assert purged.exit_code == 0, purged.output
-    assert "(HELPMATE_RETENTION_DAYS=365): 1 conversations, 2 messages, 1 tickets, 0 feedback" in purged.stdout
+    assert "(HELPMATE_RETENTION_DAYS=365): 1 conversations, 2 messages, 1 tickets, 0 feedback, 0 webhook deliveries" in purged.stdout
     assert [(e.actor, e.role, e.action) for e in audit_log(settings)[:3]] == [
         (getpass.getuser(), "admin", "privacy.purge"), (getpass.getuser(), "admin", "privacy.erase"),
         (getpass.getuser(), "admin", "privacy.erase")]
