@@ -14,13 +14,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from assistant.access import AccessDenied, Caller, audit
+from assistant.access import AccessDenied, Caller
 from assistant.cli.errors import user_errors
 from assistant.config import get_settings
-from assistant.database import session_scope
-from assistant.webhooks import (EVENTS, add_webhook, deliver_due, emit, list_deliveries, list_webhooks, remove_webhook,
-                                retry_delivery)
-from assistant.webhooks.events import PING, check_admin
+from assistant.webhooks import EVENTS, deliver_due, manage
 
 webhooks_app = typer.Typer(help="Webhooks: tell a help desk or chat channel at once when a customer is handed over, "
                                 "writes to a person, or when negative messages spike.", no_args_is_help=True)
@@ -34,17 +31,14 @@ def _local_admin() -> Caller:
 @webhooks_app.command("add")
 def add(
     url: Annotated[str, typer.Argument(help="Where to POST the events (http or https).")],
-    event: Annotated[Optional[list[str]], typer.Option("--event", "-e", help="An event to send (repeatable; default: all): "
-                                                       + "; ".join(f"{name}: {what}" for name, what in EVENTS.items()))] = None,
+    event: Annotated[Optional[list[str]], typer.Option(
+        "--event", "-e", help="An event to send (repeatable; default: all): "
+                              + "; ".join(f"{name}: {what}" for name, what in EVENTS.items()))] = None,
     kb: Annotated[Optional[str], typer.Option("--kb", help="Only events of this knowledge base (default: all).")] = None,
 ) -> None:
     """Add a webhook and print its signing secret, once: keep it where the receiver checks signatures."""
-    settings, caller = get_settings(), _local_admin()
     with user_errors(ValueError, AccessDenied):
-        with session_scope(settings) as session:
-            webhook, secret = add_webhook(session, caller, url, event or list(EVENTS), kb)
-            webhook_id, events = webhook.id, list(webhook.events)
-    audit(settings, caller, "webhook.add", f"webhook {webhook_id}", {"url": url, "events": events, "kb": kb})
+        webhook_id, events, secret = manage.add(get_settings(), _local_admin(), url, event or list(EVENTS), kb)
     typer.echo(f"webhook {webhook_id}: {', '.join(events)} of {kb or 'every knowledge base'} -> {url}")
     typer.secho(f"signing secret (shown once): {secret}", fg="yellow")
     typer.echo(f"Try it: helpmate webhooks test {webhook_id}")
@@ -54,8 +48,7 @@ def add(
 def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Show every webhook: address, events, knowledge base, and its deliveries by status."""
     with user_errors(AccessDenied):
-        with session_scope(get_settings()) as session:
-            rows = list_webhooks(session, _local_admin())
+        rows = manage.webhooks(get_settings(), _local_admin())
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -70,25 +63,16 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
 @webhooks_app.command("remove")
 def remove(webhook_id: WEBHOOK_ID) -> None:
     """Stop a webhook: nothing more is sent to it; its deliveries stay listed."""
-    settings, caller = get_settings(), _local_admin()
     with user_errors(ValueError, AccessDenied):
-        with session_scope(settings) as session:
-            url = remove_webhook(session, caller, webhook_id).url
-    audit(settings, caller, "webhook.remove", f"webhook {webhook_id}", {"url": url})
+        url = manage.remove(get_settings(), _local_admin(), webhook_id)
     typer.echo(f"webhook {webhook_id} removed ({url})")
 
 
 @webhooks_app.command("test")
 def test(webhook_id: WEBHOOK_ID) -> None:
     """Send a `ping` event to one webhook now and say whether the receiver took it."""
-    settings, caller = get_settings(), _local_admin()
     with user_errors(ValueError, AccessDenied):
-        with session_scope(settings) as session:
-            check_admin(caller)
-            emit(session, PING, None, {"message": "a test from `helpmate webhooks test`"}, only=webhook_id)
-        deliver_due(settings)
-        with session_scope(settings) as session:
-            last = list_deliveries(session, caller, webhook_id, limit=1)[0]
+        last = manage.ping(get_settings(), _local_admin(), webhook_id)
     if last["status"] == "delivered":
         typer.secho(f"delivery {last['id']}: delivered", fg="green")
         return
@@ -105,8 +89,7 @@ def deliveries(
 ) -> None:
     """The newest deliveries: event, status, attempts and the last error."""
     with user_errors(AccessDenied):
-        with session_scope(get_settings()) as session:
-            rows = list_deliveries(session, _local_admin(), webhook_id, status, limit)
+        rows = manage.deliveries(get_settings(), _local_admin(), webhook_id, status, limit)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -119,10 +102,8 @@ def deliveries(
 @webhooks_app.command("retry")
 def retry(delivery_id: Annotated[int, typer.Argument(help="The delivery's id (`helpmate webhooks deliveries`).")]) -> None:
     """Send a delivery again (a failed one, after its receiver is fixed) at the next round."""
-    settings, caller = get_settings(), _local_admin()
     with user_errors(ValueError, AccessDenied):
-        retry_delivery(settings, caller, delivery_id)
-    audit(settings, caller, "webhook.retry", f"delivery {delivery_id}")
+        manage.retry(get_settings(), _local_admin(), delivery_id)
     typer.echo(f"delivery {delivery_id} will be sent again")
 
 

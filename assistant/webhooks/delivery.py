@@ -10,7 +10,7 @@ already ignores it, since a delivery whose answer was lost is sent again) and
 secret>``, which ``verify_signature`` checks. A 2xx answer delivers it; anything else (an error
 status, a redirect, no answer within ``TIMEOUT_S``) is tried again after 10 s, 20 s, 40 s ... (at
 most an hour apart) until ``MAX_ATTEMPTS``, then the delivery is marked failed and
-`helpmate webhooks retry` can send it again.
+`helpmate webhooks retry` (``manage.retry``) can send it again.
 
 Any number of senders may run (``helpmate api`` runs one, ``helpmate webhooks deliver --watch``
 another): a sender claims a delivery with one conditional UPDATE before sending it.
@@ -30,11 +30,9 @@ from datetime import datetime, timedelta
 import httpx
 from sqlalchemy import or_, select, update
 
-from assistant.access import Caller
 from assistant.config import Settings
 from assistant.database import session_scope
 from assistant.database.models import Webhook, WebhookDelivery, utcnow
-from assistant.webhooks.events import check_admin
 
 log = logging.getLogger(__name__)
 
@@ -160,16 +158,6 @@ def deliver_due(settings: Settings, now: datetime | None = None, limit: int = 10
         if owned:
             client.close()
     return done
-
-
-def retry_delivery(settings: Settings, caller: Caller, delivery_id: int) -> None:
-    """Send a failed (or delivered) delivery again at the next round, with a fresh count of attempts. Admins only."""
-    check_admin(caller)
-    with session_scope(settings) as session:
-        delivery = session.get(WebhookDelivery, delivery_id)
-        if delivery is None:
-            raise ValueError(f"there is no delivery {delivery_id}; `helpmate webhooks deliveries` lists them")
-        delivery.status, delivery.attempts, delivery.next_attempt_at, delivery.claimed_until = "pending", 0, utcnow(), None
 
 
 class Deliverer:

@@ -45,7 +45,8 @@ def _check_url(url: str) -> str:
     return url
 
 
-def add_webhook(session: Session, caller: Caller, url: str, events: Iterable[str], kb: str | None = None) -> tuple[Webhook, str]:
+def add_webhook(session: Session, caller: Caller, url: str, events: Iterable[str],
+                kb: str | None = None) -> tuple[Webhook, str]:
     """A new webhook and its signing secret (shown to the admin once). Admins only; the caller audits."""
     check_admin(caller)
     wanted = sorted(set(events))

@@ -15,7 +15,7 @@ from assistant.conversations.store import add_message, start_conversation
 from assistant.conversations.tickets import create_ticket, set_ticket_status, tell_webhooks_of_message
 from assistant.database import session_scope
 from assistant.database.models import Conversation, Message, Ticket, Webhook, WebhookDelivery
-from assistant.webhooks import add_webhook, deliver_due, list_deliveries, remove_webhook, retry_delivery, verify_signature
+from assistant.webhooks import add_webhook, deliver_due, list_deliveries, manage, remove_webhook, verify_signature
 from assistant.webhooks.delivery import MAX_ATTEMPTS, retry_pause
 from tests.helpers import WebhookReceiver
 
@@ -36,13 +36,15 @@ def _conversation(settings, kb: str = "shop") -> int:
 
 def test_a_hand_over_reaches_the_desk_signed_with_its_transcript_and_later_messages(db_settings, receiver):
     with session_scope(db_settings) as session:
-        webhook, secret = add_webhook(session, ADMIN, receiver.url, ["ticket.opened", "ticket.message", "ticket.updated"], kb="shop")
+        webhook, secret = add_webhook(session, ADMIN, receiver.url, ["ticket.opened", "ticket.message", "ticket.updated"],
+                                      kb="shop")
         webhook_id = webhook.id
         other, _ = add_webhook(session, ADMIN, receiver.url + "/alerts", ["alert.created"])  # wants none of these
     cid = _conversation(db_settings)
     elsewhere = _conversation(db_settings, kb="internal-wiki")  # another knowledge base: not this webhook's
     with session_scope(db_settings) as session:
-        add_message(session, session.get(Conversation, cid), "customer", "Where is my parcel NG-10042?", settings=db_settings)
+        add_message(session, session.get(Conversation, cid), "customer", "Where is my parcel NG-10042?",
+                    settings=db_settings)
         ticket, created = create_ticket(session, cid, "the customer asked for a person")
         ticket_id = ticket.id
         create_ticket(session, elsewhere, "the customer asked for a person")
@@ -116,7 +118,7 @@ def test_a_receiver_that_fails_is_retried_later_then_given_up_and_retried_by_han
     with session_scope(db_settings) as session:
         failed = list_deliveries(session, ADMIN, status="failed")
     assert len(failed) == 1 and failed[0]["attempts"] == MAX_ATTEMPTS and failed[0]["last_error"].startswith("HTTP 503")
-    retry_delivery(db_settings, ADMIN, failed[0]["id"])
+    manage.retry(db_settings, ADMIN, failed[0]["id"])
     assert deliver_due(db_settings).delivered == 1
 
 

@@ -241,6 +241,48 @@ def test_admin_sets_who_sees_which_knowledge_base_and_reads_the_audit_log(ui_dat
         set_knowledge_bases(ui_data.operator[0], None, settings, by=Caller.staff("admin", "test"))
 
 
+def test_admin_adds_tests_and_removes_a_webhook(ui_data: UIData):
+    from assistant.access import audit_log
+    from assistant.config import get_settings
+    from assistant.webhooks import verify_signature
+    from tests.helpers import WebhookReceiver
+
+    receiver = WebhookReceiver()
+    try:
+        at = _page("admin").run()
+        _log_in(at, ui_data.admin[0], ui_data.admin[1])
+        at.text_input(key="admin_webhook_url").set_value("desk.example.com/hooks")
+        [b for b in at.button if b.label == "Add webhook"][0].click().run()
+        assert any("is not an http" in e.value for e in at.error)  # shown escaped, as typed
+        at.text_input(key="admin_webhook_url").set_value(receiver.url)
+        at.multiselect(key="admin_webhook_events").set_value(["ticket.opened"])
+        at.selectbox(key="admin_webhook_kb").set_value("help")
+        [b for b in at.button if b.label == "Add webhook"][0].click().run()
+        assert not at.exception, at.exception
+        secret = at.code[0].value  # shown once
+        assert secret.startswith("whsec_") and any("shown this once" in s.value for s in at.success)
+        webhooks = [f.value for f in at.dataframe if "url" in f.value.columns][0]
+        assert list(webhooks["url"]) == [receiver.url] and "secret" not in webhooks.columns
+        at.run()
+        assert not at.code  # not shown again
+
+        receiver.statuses = [502]
+        at.button(key="admin_webhook_test").click().run()
+        assert any("not taken (HTTP 502" in e.value for e in at.error)
+        at.button(key="admin_webhook_test").click().run()
+        assert any("the receiver took it" in s.value for s in at.success)
+        headers, body = receiver.received[-1]
+        assert verify_signature(secret, headers["X-Helpmate-Signature"], body)
+        at.button(key="admin_webhook_remove").click().run()
+        assert not at.exception, at.exception
+        assert any("Webhook 1 removed." == s.value for s in at.success)
+        assert "admin_webhook_test" not in [b.key for b in at.button]  # nothing active left to test
+        actions = [e.action for e in audit_log(get_settings())]
+        assert {"webhook.add", "webhook.remove"} <= set(actions)
+    finally:
+        receiver.close()
+
+
 def test_admin_promotes_and_rolls_back_model_versions(settings, tmp_path):
     """The page's buttons go through finetune.registry: statuses change in the database."""
     from assistant.database import session_scope

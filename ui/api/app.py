@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse
 
 from assistant.config import Settings, get_settings
 from assistant.webhooks import Deliverer
-from ui.api import chat, conversations, errors, health, jobs, operators
+from ui.api import chat, conversations, errors, health, jobs, operators, webhooks
 from ui.api.conversations import SECRET_HEADER
 from ui.api.jobs import JobRunner
 from ui.api.options import ApiOptions
@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None, options: ApiOptions | None = No
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_credentials=False,
                        allow_methods=["GET", "POST", "PATCH", "OPTIONS"],
                        allow_headers=["Authorization", "Content-Type", SECRET_HEADER], expose_headers=["Retry-After"])
-    for module in (chat, conversations, operators, jobs, health):
+    for module in (chat, conversations, operators, jobs, webhooks, health):
         app.include_router(module.router)
 
     @app.get("/widget.js", include_in_schema=False)

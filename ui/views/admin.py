@@ -1,6 +1,7 @@
 """Admin: knowledge bases (upload, ingestion progress, documents and failures), model versions
-(evaluation scores, promote, roll back, start a fine-tuning run) and access (which knowledge bases
-customers see, which ones each operator sees, the audit log). Needs an admin login.
+(evaluation scores, promote, roll back, start a fine-tuning run), access (which knowledge bases
+customers see, which ones each operator sees, the audit log) and webhooks (add, test, remove, send
+failed deliveries again). Needs an admin login.
 
 Every change made here is done as the logged-in admin's caller and lands in the audit log.
 """
@@ -10,9 +11,11 @@ from __future__ import annotations
 import importlib.util
 from datetime import timedelta
 
+import pandas as pd
 import streamlit as st
 
 from assistant.access import Caller, audit, set_visibility
+from assistant.webhooks import EVENTS, manage
 from ui import admin_ops as ops
 from ui.auth import UserError, list_users, set_knowledge_bases
 from ui.common import check_session, current_account, friendly_errors, require_role, settings
@@ -229,10 +232,63 @@ def _access(caller: Caller) -> None:
                        key="csv_audit_log", disabled=log.empty)
 
 
+def _webhooks(caller: Caller, kb_names: list[str]) -> None:
+    st.subheader("Webhooks")
+    st.caption("A help desk or chat channel hears at once of hand-overs, of customers writing to a person, of ticket "
+               "moves and of negative spikes: signed JSON POSTs, retried until taken (README, \"Webhooks\").")
+    if "admin_webhook_secret" in st.session_state:
+        webhook_id, secret = st.session_state.pop("admin_webhook_secret")
+        st.success(f"Webhook {webhook_id} added. Its signing secret is shown this once: keep it where the receiver "
+                   "checks signatures.")
+        st.code(secret, language=None)
+    if "admin_webhook_flash" in st.session_state:
+        st.success(st.session_state.pop("admin_webhook_flash"))
+    rows = manage.webhooks(settings(), caller)
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    with st.form("admin_webhook_add", clear_on_submit=True):
+        url = st.text_input("Address (http or https)", key="admin_webhook_url")
+        chosen = st.multiselect("Events", list(EVENTS), default=list(EVENTS), key="admin_webhook_events",
+                                help="; ".join(f"{name}: {what}" for name, what in EVENTS.items()))
+        kb = st.selectbox("Knowledge base", ["All", *kb_names], key="admin_webhook_kb")
+        if st.form_submit_button("Add webhook"):
+            try:
+                webhook_id, _, secret = manage.add(settings(), caller, url, chosen, None if kb == "All" else kb)
+            except ValueError as error:
+                st.error(literal(str(error)))  # it quotes the address as typed
+            else:
+                st.session_state["admin_webhook_secret"] = (webhook_id, secret)
+                st.rerun()
+    active = {row["id"]: row["url"] for row in rows if row["active"]}
+    if active:
+        picked = st.selectbox("Webhook", list(active), format_func=lambda i: f"{i}: {active[i]}", key="admin_webhook_pick")
+        test, remove = st.columns(2)
+        if test.button("Send a test ping", key="admin_webhook_test"):
+            result = manage.ping(settings(), caller, picked)
+            if result["status"] == "delivered":
+                st.success(f"Delivery {result['id']}: the receiver took it.")
+            else:
+                # The receiver's own answer, as text: another system's words are never markup here.
+                st.error(f"Delivery {result['id']}: not taken ({literal(result['last_error'])}); it is retried like any other.")
+        if remove.button("Remove webhook", key="admin_webhook_remove"):
+            manage.remove(settings(), caller, picked)
+            st.session_state["admin_webhook_flash"] = f"Webhook {picked} removed."
+            st.rerun()
+    failed = manage.deliveries(settings(), caller, status="failed", limit=50)
+    if failed:
+        st.markdown("**Failed deliveries** (every try refused; send again once the receiver is fixed)")
+        st.dataframe(pd.DataFrame(failed), hide_index=True, width="stretch")
+        again = st.selectbox("Delivery", [row["id"] for row in failed], key="admin_webhook_retry_pick")
+        if st.button("Send again", key="admin_webhook_retry"):
+            manage.retry(settings(), caller, again)
+            st.session_state["admin_webhook_flash"] = f"Delivery {again} will be sent again."
+            st.rerun()
+
+
 def main() -> None:
     caller = require_role("admin").caller()
     st.title("Admin")
-    documents_tab, models_tab, access_tab = st.tabs(["Knowledge bases", "Models", "Access"])
+    documents_tab, models_tab, access_tab, webhooks_tab = st.tabs(["Knowledge bases", "Models", "Access", "Webhooks"])
     with documents_tab, friendly_errors():
         _upload()
         _documents(caller)
@@ -241,6 +297,8 @@ def main() -> None:
         _finetune(caller)
     with access_tab, friendly_errors():
         _access(caller)
+    with webhooks_tab, friendly_errors():
+        _webhooks(caller, list(ops.knowledge_bases(settings())["name"]))
 
 
 main()
