@@ -33,6 +33,7 @@ from sqlalchemy import or_, select, update
 from assistant.config import Settings
 from assistant.database import session_scope
 from assistant.database.models import Webhook, WebhookDelivery, utcnow
+from assistant.webhooks.events import REMOVED
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ def _post(client: httpx.Client, delivery: WebhookDelivery, webhook: Webhook) -> 
     return f"HTTP {response.status_code}: {response.text[:200]}"
 
 
-def _record(settings: Settings, delivery_id: int, error: str | None, now: datetime) -> str:
+def _record(settings: Settings, delivery_id: int, error: str | None, now: datetime, give_up: bool = False) -> str:
     with session_scope(settings) as session:
         delivery = session.get(WebhookDelivery, delivery_id)
         delivery.attempts += 1
@@ -117,7 +118,7 @@ def _record(settings: Settings, delivery_id: int, error: str | None, now: dateti
         delivery.last_error = error
         if error is None:
             delivery.status, delivery.delivered_at = "delivered", now
-        elif delivery.attempts >= MAX_ATTEMPTS:
+        elif give_up or delivery.attempts >= MAX_ATTEMPTS:
             delivery.status = "failed"
         else:
             delivery.next_attempt_at = now + retry_pause(delivery.attempts)
@@ -145,11 +146,15 @@ def deliver_due(settings: Settings, now: datetime | None = None, limit: int = 10
             if claimed is None:
                 continue
             delivery, webhook = claimed
-            error = _post(client, delivery, webhook) if webhook.active else "the webhook was removed"
+            if not webhook.active:  # removed after this delivery was due: nothing is sent to it
+                _record(settings, delivery_id, REMOVED, now, give_up=True)
+                done.failed += 1
+                continue
+            error = _post(client, delivery, webhook)
             status = _record(settings, delivery_id, error, now)
             if error is None:
                 done.delivered += 1
-            elif status == "failed" or not webhook.active:
+            elif status == "failed":
                 done.failed += 1
             else:
                 done.retrying += 1

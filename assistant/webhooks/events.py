@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, Iterable
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from assistant.access import AccessDenied, Caller
@@ -30,6 +30,7 @@ EVENTS: dict[str, str] = {
     "alert.created": "a spike of negative messages was detected",
 }
 PING = "ping"
+REMOVED = "the webhook was removed"  # why its deliveries that were still pending were not sent
 
 
 def check_admin(caller: Caller) -> None:
@@ -62,12 +63,14 @@ def add_webhook(session: Session, caller: Caller, url: str, events: Iterable[str
 
 
 def remove_webhook(session: Session, caller: Caller, webhook_id: int) -> Webhook:
-    """Stop a webhook: no new deliveries, pending ones are not sent; its history stays readable."""
+    """Stop a webhook: no new deliveries, pending ones are not sent (failed); its history stays readable."""
     check_admin(caller)
     webhook = session.get(Webhook, webhook_id)
     if webhook is None or not webhook.active:
         raise ValueError(f"there is no active webhook {webhook_id}; `helpmate webhooks list` shows them")
     webhook.active = False
+    session.execute(update(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id, WebhookDelivery.status == "pending")
+                    .values(status="failed", last_error=REMOVED))
     session.flush()
     return webhook
 

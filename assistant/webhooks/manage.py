@@ -11,7 +11,7 @@ from typing import Any, Iterable
 from assistant.access import Caller, audit
 from assistant.config import Settings
 from assistant.database import session_scope
-from assistant.database.models import WebhookDelivery, utcnow
+from assistant.database.models import Webhook, WebhookDelivery, utcnow
 from assistant.webhooks import events
 from assistant.webhooks.delivery import deliver_due
 
@@ -51,6 +51,8 @@ def retry(settings: Settings, caller: Caller, delivery_id: int) -> None:
         delivery = session.get(WebhookDelivery, delivery_id)
         if delivery is None:
             raise ValueError(f"there is no delivery {delivery_id}; `helpmate webhooks deliveries` lists them")
+        if not session.get(Webhook, delivery.webhook_id).active:
+            raise ValueError(f"delivery {delivery_id} is for webhook {delivery.webhook_id}, which was removed; add it again")
         delivery.status, delivery.attempts, delivery.next_attempt_at, delivery.claimed_until = "pending", 0, utcnow(), None
     audit(settings, caller, "webhook.retry", f"delivery {delivery_id}")
 

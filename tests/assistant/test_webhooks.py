@@ -151,6 +151,7 @@ def test_a_spike_of_negative_messages_is_sent_as_an_alert(db_settings, receiver)
 
 def test_only_admins_manage_webhooks_and_bad_ones_are_refused(db_settings):
     operator = Caller.staff("operator", "olivia")
+    waiting = _conversation(db_settings)
     with session_scope(db_settings) as session:
         with pytest.raises(AccessDenied):
             add_webhook(session, operator, "https://desk.example.com/h", ["ticket.opened"])
@@ -161,12 +162,17 @@ def test_only_admins_manage_webhooks_and_bad_ones_are_refused(db_settings):
         webhook, _ = add_webhook(session, ADMIN, "https://desk.example.com/h", ["ticket.opened"])
         with pytest.raises(AccessDenied):
             list_deliveries(session, operator)
+        create_ticket(session, waiting, "the customer asked for a person")  # owed, not sent yet
         remove_webhook(session, ADMIN, webhook.id)
         with pytest.raises(ValueError, match="no active webhook"):
             remove_webhook(session, ADMIN, webhook.id)
     with session_scope(db_settings) as session:
         create_ticket(session, _conversation(db_settings), "the customer asked for a person")
-        assert session.scalar(select(func.count(WebhookDelivery.id))) == 0  # a removed webhook gets nothing
+        (owed,) = list_deliveries(session, ADMIN)  # a removed webhook gets nothing new, and what it was owed is dropped
+    assert (owed["status"], owed["last_error"], owed["attempts"]) == ("failed", "the webhook was removed", 0)
+    with pytest.raises(ValueError, match="which was removed"):
+        manage.retry(db_settings, ADMIN, owed["id"])
+    assert deliver_due(db_settings).delivered == 0
 
 
 def test_the_command_adds_tests_lists_and_removes_a_webhook(settings, receiver):
