@@ -69,8 +69,8 @@ def remove_webhook(session: Session, caller: Caller, webhook_id: int) -> Webhook
     if webhook is None or not webhook.active:
         raise ValueError(f"there is no active webhook {webhook_id}; `helpmate webhooks list` shows them")
     webhook.active = False
-    session.execute(update(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id, WebhookDelivery.status == "pending")
-                    .values(status="failed", last_error=REMOVED))
+    owed = (WebhookDelivery.webhook_id == webhook_id) & (WebhookDelivery.status == "pending")
+    session.execute(update(WebhookDelivery).where(owed).values(status="failed", last_error=REMOVED))
     session.flush()
     return webhook
 

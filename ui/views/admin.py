@@ -269,7 +269,8 @@ def _webhooks(caller: Caller, kb_names: list[str]) -> None:
                 st.success(f"Delivery {result['id']}: the receiver took it.")
             else:
                 # The receiver's own answer, as text: another system's words are never markup here.
-                st.error(f"Delivery {result['id']}: not taken ({literal(result['last_error'])}); it is retried like any other.")
+                st.error(f"Delivery {result['id']}: not taken ({literal(result['last_error'])}); "
+                         "it is retried like any other.")
         if remove.button("Remove webhook", key="admin_webhook_remove"):
             manage.remove(settings(), caller, picked)
             st.session_state["admin_webhook_flash"] = f"Webhook {picked} removed."
