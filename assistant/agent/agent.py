@@ -29,10 +29,10 @@ from assistant.agent import escalation
 from assistant.agent.router import Route, Router
 from assistant.agent.tools import OPERATOR_TOOLS, ToolContext, build_tools, load_extra_tools
 from assistant.agent.turn import Turn
-from assistant.answering.assistant import Answer, Assistant, Citation, FinalEvent, TokenEvent
+from assistant.answering.assistant import REFUSAL_OFFER, Answer, Assistant, Citation, FinalEvent, TokenEvent
 from assistant.config import Settings, get_settings
 from assistant.conversations.store import add_message, start_conversation
-from assistant.conversations.tickets import tell_webhooks_of_message, with_person
+from assistant.conversations.tickets import open_ticket, tell_webhooks_of_message, with_person
 from assistant.database import session_scope
 from assistant.database.models import Conversation, Message
 
@@ -149,6 +149,11 @@ class SupportAgent:
                     answer, replaced = event.answer, event.replaced or not streamed
             assert answer is not None
             reply_text, kind = answer.text, answer.kind
+            if kind == "refusal" and reply_text.endswith(REFUSAL_OFFER):
+                waiting = self._waiting_ticket(turn.conversation_id)
+                if waiting is not None:  # do not offer a person to a customer already waiting for one
+                    reply_text = reply_text[:-len(REFUSAL_OFFER)] + ALREADY_WITH_TEAM_TEXT.format(ticket=waiting)
+                    replaced = True
             if turn.ticket is not None:
                 ticket = turn.ticket
                 reply_text = f"{reply_text}\n\n" + escalation.HANDOVER_TEXT.format(ticket=ticket["id"])
@@ -223,6 +228,11 @@ class SupportAgent:
             return
         yield from self.assistant.stream(text, turn.kb, turn.history)
 
+    def _waiting_ticket(self, conversation_id: int) -> int | None:
+        with session_scope(self.settings) as session:
+            ticket = open_ticket(session, conversation_id)
+            return ticket.id if ticket is not None else None
+
     def _escalate_if_needed(self, turn: Turn, kind: str, text: str) -> tuple[dict[str, Any] | None, str]:
         with session_scope(self.settings) as session:
             messages = session.scalars(select(Message).where(Message.conversation_id == turn.conversation_id)
@@ -233,6 +243,8 @@ class SupportAgent:
         ticket, note = self._open_ticket(turn, decision.reason, decision.priority, "policy")
         if ticket is not None and not ticket["created"]:
             return ticket, text  # the customer was told when that ticket was opened
+        if ticket is not None and text.endswith(REFUSAL_OFFER):  # done, no longer offered
+            text = text[:-len(REFUSAL_OFFER)].rstrip()
         return ticket, f"{text}\n\n{note}"
 
     def _store(self, turn: Turn, text: str, kind: str, answer: Answer | None, ticket: dict[str, Any] | None) -> AgentReply:

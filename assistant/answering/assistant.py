@@ -35,10 +35,9 @@ from assistant.retrieval.types import Hit
 
 AnswerKind = Literal["verified", "generated", "extractive", "refusal"]
 
-REFUSAL_TEXT = (
-    "I couldn't find this in our help center, so I'd rather not guess. "
-    "Would you like me to connect you with a member of our team?"
-)
+# The offer is the agent's to replace when the conversation already waits for a person.
+REFUSAL_OFFER = "Would you like me to connect you with a member of our team?"
+REFUSAL_TEXT = f"I couldn't find this in our help center, so I'd rather not guess. {REFUSAL_OFFER}"
 # Above an extractive answer in every chat: the customer watched the model's draft stream in and
 # then saw it replaced, and is told why.
 REPLACED_NOTE = "The drafted answer is not supported by the help center; here is what the help center says:"

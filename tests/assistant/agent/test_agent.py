@@ -129,6 +129,8 @@ def test_two_answers_it_could_not_give_open_a_ticket(kb, agent):
     assert (first.kind, first.ticket) == ("refusal", None)
     second = agent.respond(cid, "Who won the football world cup in 2014?", caller=customer)
     assert second.kind == "refusal" and second.ticket is not None and second.ticket["priority"] == "normal"
+    # The hand-over is said, not offered as well ("Would you like me to connect you ...?" then "I've passed ...").
+    assert "Would you like me" not in second.text and f"ticket #{second.ticket['id']}" in second.text
     assert "could not answer 2 times in a row" in second.trace["tools"][-1]["arguments"]["reason"]
     assert f"ticket #{second.ticket['id']}" in second.text
 
@@ -168,6 +170,10 @@ def test_once_a_person_replies_the_conversation_is_theirs_until_the_ticket_close
         add_webhook(session, Caller.staff("admin", "root"), "https://desk.example.com/hooks", ["ticket.opened", "ticket.message"])
     cid, customer = as_customer(agent)
     ticket_id = agent.respond(cid, "I want to talk to a real person please", caller=customer).ticket["id"]
+    unknown = agent.respond(cid, "What is the capital of France?", caller=customer)
+    assert unknown.kind == "refusal" and "Would you like me to connect you" not in unknown.text  # they wait for one already
+    assert unknown.text.endswith(f"A member of our team already has your conversation (ticket #{ticket_id}); "
+                                 "they will get back to you here.")
     answered = agent.respond(cid, "How much does express shipping cost?", caller=customer)
     assert answered.kind in ("generated", "extractive")  # no person has replied yet: the assistant still answers
     with session_scope(kb) as session:
@@ -192,7 +198,8 @@ def test_once_a_person_replies_the_conversation_is_theirs_until_the_ticket_close
         set_ticket_status(session, ticket_id, "closed")
         owed = [(d.event, d.payload["data"].get("message", {}).get("text")) for d in session.scalars(
             select(WebhookDelivery).where(WebhookDelivery.conversation_id == cid).order_by(WebhookDelivery.id))]
-    assert owed == [("ticket.opened", None), ("ticket.message", "How much does express shipping cost?"),
+    assert owed == [("ticket.opened", None), ("ticket.message", "What is the capital of France?"),
+                    ("ticket.message", "How much does express shipping cost?"),
                     ("ticket.message", "It is order 12345. And how much does express shipping cost?"),
                     ("ticket.message", "The parcel number is 789."), ("ticket.message", "Thank you!")]
     after = agent.respond(cid, "How much does express shipping cost?", caller=customer)
