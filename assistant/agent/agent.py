@@ -27,6 +27,7 @@ from sqlalchemy import select
 from assistant.access import AccessDenied, Caller
 from assistant.agent import escalation
 from assistant.agent.router import Route, Router
+from assistant.agent.smalltalk import REPLIES as SMALLTALK_REPLIES
 from assistant.agent.tools import OPERATOR_TOOLS, ToolContext, build_tools, load_extra_tools
 from assistant.agent.turn import Turn
 from assistant.answering.assistant import REFUSAL_OFFER, Answer, Assistant, Citation, FinalEvent, TokenEvent
@@ -49,7 +50,7 @@ class AgentReply:
     """What the customer (or operator) sees, and everything stored with it."""
 
     text: str
-    kind: str  # generated | extractive | refusal | verified (answers) | escalation | with_person | report | conversation | declined | error
+    kind: str  # generated | extractive | refusal | verified (answers) | escalation | with_person | smalltalk | report | conversation | declined | error
     citations: list[Citation]
     ticket: dict[str, Any] | None
     trace: dict[str, Any]
@@ -139,6 +140,8 @@ class SupportAgent:
             kind = "escalation"
         elif route.intent in ("report", "conversation"):
             reply_text, kind = self._report(turn, route, text)
+        elif route.intent == "smalltalk":
+            reply_text, kind = SMALLTALK_REPLIES[route.arguments["kind"]], "smalltalk"
         else:
             streamed = False
             for event in self._answer(turn, text):

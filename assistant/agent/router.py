@@ -3,7 +3,8 @@
 Small models call tools badly, so the common cases are routed by rules and embeddings: a request
 for a person (rules for the usual words, and similarity to example requests for the rest), an
 operator's sentiment question (``assistant.analytics.questions``), a request to show a
-conversation by number. Everything else is a question for the knowledge base.
+conversation by number, a greeting, thanks or goodbye (``smalltalk``). Everything else is a
+question for the knowledge base.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from assistant.embeddings import Embedder
+from assistant.agent.smalltalk import smalltalk
 from assistant.analytics.questions import is_sentiment_question
+from assistant.embeddings import Embedder
 
-Intent = Literal["human", "report", "conversation", "question"]
+Intent = Literal["human", "report", "conversation", "smalltalk", "question"]
 
 _PERSON = (r"(?:(?:a|an|some|real|actual|live|human) ){0,2}(?:human(?: being)?|person|people|agent|representative|rep|"
            r"operator|someone|somebody|staff|manager|supervisor|customer (?:service|support)|support team|your team|"
@@ -73,6 +75,8 @@ class Router:
             return Route("conversation", {"conversation_id": int(m.group(1))}, "asks to see a conversation")
         if is_sentiment_question(text):
             return Route("report", reason="an operator's sentiment question")
+        if kind := smalltalk(text):
+            return Route("smalltalk", {"kind": kind}, f"a {kind}, not a question")
         similarity = self._human_similarity(text)
         if similarity >= HUMAN_MIN_SIMILARITY:
             return Route("human", reason=f"close to a request for a person (similarity {similarity:.2f})")

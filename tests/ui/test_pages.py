@@ -109,6 +109,15 @@ def test_chat_answers_with_citations_and_stores_thumbs_and_a_better_answer(ui_da
     assert f"ticket #{tickets[0].id}" in _texts(at)
 
 
+def test_chat_answers_a_greeting_in_kind_with_nothing_to_rate(ui_data: UIData):
+    at = _page("chat").run()
+    at.chat_input[0].set_value("Hi!").run()
+    assert not at.exception, at.exception
+    reply = at.session_state["helpmate_chat"]["turns"][-1]
+    assert (reply["kind"], reply["text"]) == ("smalltalk", "Hello! What can I help you with today?")
+    assert not [b for b in at.button if b.key == "up_1"]  # no thumbs under it
+
+
 def test_chat_says_clearly_when_the_model_server_is_down(ui_data: UIData, monkeypatch):
     import socket
 

@@ -24,6 +24,9 @@ from ui.safe_text import literal
 STATE = "helpmate_chat"
 DOWN_MESSAGE = ("The answer model is not reachable right now, so I cannot answer. Your message is saved; "
                 "try again in a minute or ask to talk to a person.")
+# Replies that answer nothing from the help center: a receipt while a person has the conversation,
+# a greeting or thanks in return. There is nothing to rate.
+UNRATED = ("with_person", "smalltalk")
 REPLY_POLL = timedelta(seconds=5)  # how often an open ticket's conversation is checked for an operator's reply
 
 
@@ -127,7 +130,7 @@ def _show_turn(index: int, turn: dict) -> None:
                 page = f" · page {citation['page']}" if citation.get("page") else ""
                 st.caption(f"Source: {literal(document_name(citation))}{page}")  # the name, not the server path
         # A reply that opened a ticket says so itself (the sidebar keeps the ticket in view).
-        if turn.get("kind") != "with_person":  # a receipt while a person has the conversation: nothing to rate
+        if turn.get("kind") not in UNRATED:
             _feedback_controls(index, turn)
 
 

@@ -38,7 +38,7 @@ ASKS_FOR_PERSON = [
 QUESTIONS = [
     "How do I return an item?", "What is your refund policy?", "Can I pay with bitcoin?", "My tent pole broke, what can I do?",
     "How long does shipping to Austria take?", "Who makes your sleeping bags?", "I am furious, my refund has not arrived",
-    "How do I contact you by phone?", "What are your opening hours?", "Thanks a lot!", "Is someone available to repair my stove?",
+    "How do I contact you by phone?", "What are your opening hours?", "Is someone available to repair my stove?",
 ]
 
 
@@ -74,6 +74,23 @@ def test_router_hears_a_request_for_a_person(router, text):
 @pytest.mark.parametrize("text", QUESTIONS)
 def test_router_leaves_questions_to_the_knowledge_base(router, text):
     assert router.route(text).intent == "question"
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ("Hi!", "greeting"), ("Hello there", "greeting"), ("Good morning", "greeting"), ("Hi Anna", "greeting"),
+    ("Is anyone there?", "greeting"), ("Thanks, that helps", "thanks"), ("thank you so much!", "thanks"),
+    ("Great, thanks a lot!", "thanks"), ("Thanks a lot!", "thanks"), ("Perfect 👍", "thanks"), ("ok thanks, bye", "goodbye"),
+    ("No, that's all. Have a nice day!", "goodbye"),
+])
+def test_router_answers_greetings_thanks_and_goodbyes_itself(router, text, kind):
+    route = router.route(text)
+    assert (route.intent, route.arguments) == ("smalltalk", {"kind": kind})
+
+
+@pytest.mark.parametrize("text", ["Hi, where is my order?", "Thanks. How long do returns take?", "ok cancel my order",
+                                  "thanks for nothing", "Great tent, is it waterproof?", "No", "hello I need help"])
+def test_router_leaves_greetings_with_a_question_to_the_knowledge_base(router, text):
+    assert router.route(text).intent in ("question", "human")
 
 
 def test_router_sends_operators_reports_and_conversation_lookups_to_tools(router):
@@ -121,6 +138,16 @@ def test_asking_for_a_person_opens_one_ticket_with_the_transcript(kb, agent):
         call = stored.trace["tools"][0]
         assert (call["tool"], call["by"], call["arguments"]["conversation_id"], call["error"]) == ("create_ticket", "router", cid, None)
         assert call["duration_ms"] >= 0 and stored.trace["route"].startswith("human")
+
+
+def test_hello_and_thanks_are_answered_in_kind_and_open_no_ticket(kb, agent):
+    cid, customer = as_customer(agent)
+    hello = agent.respond(cid, "Hi!", caller=customer)
+    thanks = agent.respond(cid, "Thanks, bye!", caller=customer)
+    assert (hello.kind, hello.text, hello.ticket) == ("smalltalk", "Hello! What can I help you with today?", None)
+    assert (thanks.kind, thanks.text, thanks.ticket) == ("smalltalk", "Thank you for getting in touch. Goodbye!", None)
+    with session_scope(kb) as session:
+        assert session.scalar(select(Ticket).where(Ticket.conversation_id == cid)) is None  # not two refusals in a row
 
 
 def test_two_answers_it_could_not_give_open_a_ticket(kb, agent):

@@ -29,6 +29,8 @@
   var API = (script.getAttribute("data-api") || new URL(script.src, location.href).origin).replace(/\/$/, "");
   var STORE = "helpmate-widget:" + API + ":" + KB;
   var POLL_MS = 5000;
+  // Replies with nothing to rate: a receipt while a person has the conversation, a greeting or thanks in return.
+  var UNRATED = ["with_person", "smalltalk"];
   var CSS = [
     ":host{all:initial;font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1d2530}",
     ".bubble{position:fixed;right:20px;bottom:20px;width:56px;height:56px;border-radius:50%;border:0;cursor:pointer;",
@@ -252,7 +254,7 @@
         if (data.choices && data.choices[0] && data.choices[0].finish_reason) {
           // A person has the conversation and told the visitor so above: the receipt is not repeated.
           if (extra.repeated) { answer.remove(); continue; }
-          var rated = extra.kind === "with_person" ? null : extra.message_id;  // a receipt while a person has the conversation
+          var rated = UNRATED.indexOf(extra.kind) >= 0 ? null : extra.message_id;
           finishAnswer(answer, content, extra.citations, rated, draft ? extra.note : null);
           if (extra.ticket && extra.ticket.id) { watchForReplies(); }  // the reply itself says a person will answer
         }
@@ -274,7 +276,7 @@
       seen = Math.max(seen, m.id);
       if (m.role === "customer") { note(m.text, "customer"); }
       else if (m.role === "agent") { showAgent(m); }
-      else { finishAnswer(note("", "assistant"), m.text, m.citations, m.kind === "with_person" ? null : m.id); }
+      else { finishAnswer(note("", "assistant"), m.text, m.citations, UNRATED.indexOf(m.kind) >= 0 ? null : m.id); }
     });
     if (data.ticket && data.ticket.status !== "closed") { watchForReplies(); }
   }
