@@ -237,7 +237,8 @@ def _percent(share: float) -> str:
 
 
 def _line(row: dict[str, Any]) -> str:
-    return (f"{row['messages']} customer messages, {row['negative']} negative ({_percent(row['share_negative'])}), "
+    return (f"{_count(row['messages'], 'customer message')}, "
+            f"{row['negative']} negative ({_percent(row['share_negative'])}), "
             f"{row['neutral']} neutral, {row['positive']} positive; mean score {row['mean_score']:+.2f}")
 
 
@@ -248,12 +249,14 @@ def _summary_text(kind: str, group_by: str | None, rows: list[dict[str, Any]], w
         return f"Customer sentiment in {where}{scope}: {_line(rows[0])}."
     if kind == "by_topic":
         total = sum(row["messages"] for row in rows)
-        lines = [f"- {row['group']}: {row['messages']} negative messages ({_percent(row['messages'] / total)} of them)"
-                 for row in rows[:10]]
+        lines = [f"- {row['group']}: {_count(row['messages'], 'negative message')} "
+                 f"({_percent(row['messages'] / total)} of them)" for row in rows[:10]]
         more = f"\n({len(rows) - 10} more topics)" if len(rows) > 10 else ""
         return f"What customers were unhappy about in {where}{scope}, by topic of {total} negative messages:\n" + "\n".join(lines) + more
     if kind == "trend":
         lines = [f"- {row['group']}: {_line(row)}" for row in rows]
+        if len(rows) == 1:  # nothing to compare: no "went from 25% to 25%"
+            return f"Customer sentiment per {group_by} in {where}{scope}:\n{lines[0]}\n(Only one {group_by} has messages.)"
         peak = max(rows, key=lambda row: (row["share_negative"], row["messages"]))
         first, last = rows[0], rows[-1]
         summary = (f"Share negative went from {_percent(first['share_negative'])} ({first['group']}) to "
@@ -265,6 +268,10 @@ def _summary_text(kind: str, group_by: str | None, rows: list[dict[str, Any]], w
     worst = max(rows, key=lambda row: (row["share_negative"], row["messages"]))
     return (f"Customer sentiment by {name} in {where}{scope}:\n" + "\n".join(lines) +
             f"\nHighest share negative: {worst['group']} ({_percent(worst['share_negative'])}).")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _worst_text(rows: list[dict[str, Any]], where: str, scope: str) -> str:

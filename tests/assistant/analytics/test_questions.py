@@ -9,7 +9,7 @@ import pytest
 
 from assistant.analytics.aggregates import sentiment_summary, worst_conversations
 from assistant.database import session_scope
-from assistant.analytics.questions import answer_sentiment_question, is_sentiment_question, parse_period
+from assistant.analytics.questions import _summary_text, answer_sentiment_question, is_sentiment_question, parse_period
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=timezone.utc)  # Wednesday
 
@@ -79,6 +79,8 @@ def test_trend_answer_carries_the_aggregates(history):
     assert "2026-11-16: 5 customer messages, 1 negative (20.0%), 2 neutral, 2 positive" in answer.text
     assert "2026-11-17: 3 customer messages, 2 negative (66.7%)" in answer.text
     assert "highest 66.7% on 2026-11-17 (2 of 3)" in answer.text
+    one_day = _summary_text("trend", "day", answer.rows[:1], "this week", "")
+    assert "went from" not in one_day and one_day.endswith("(Only one day has messages.)")  # nothing to compare
 
 
 def test_channel_topic_overview_and_filters(history):
@@ -90,6 +92,7 @@ def test_channel_topic_overview_and_filters(history):
     topics = answer_sentiment_question("What are customers unhappy about this week?", history, now=NOW)
     assert topics.kind == "by_topic"
     assert "- Delivery problems: 2 negative messages (66.7% of them)" in topics.text
+    assert "- Refunds: 1 negative message (33.3% of them)" in topics.text
 
     overview = answer_sentiment_question("How negative were customers on email this week?", history, now=NOW)
     assert (overview.kind, overview.filters) == ("overview", {"channel": "email"})
