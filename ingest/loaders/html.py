@@ -1,5 +1,8 @@
 """HTML loader: the page's own content, split at h1-h6, without site chrome.
 
+The title is the page's: its <h1> where the <title> only adds the site's name to it, else the
+<title>, else the <h1>.
+
 Navigation, headers, footers, scripts and forms repeat on every page of a help centre; indexing
 them would make every page match every query about the menu, so they are removed before reading.
 """
@@ -16,6 +19,7 @@ from .text import SectionBuilder, title_from_stem
 
 _CHROME_TAGS = ["script", "style", "noscript", "nav", "header", "footer", "aside", "form", "iframe", "svg"]
 _CHROME_ROLES = ["navigation", "banner", "contentinfo"]
+_SEPARATORS = "|-–—·:»"  # between a page's name and its site's in a <title>
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 _BLOCKS = {
     "address", "article", "blockquote", "body", "br", "caption", "dd", "details", "dialog", "div", "dl", "dt",
@@ -32,8 +36,10 @@ def load_html(path: Path) -> LoadedDocument:
             element.decompose()
     root = _content_root(soup)
     title = _normalise(soup.title.get_text(" ")) if soup.title else ""
-    if not title and (h1 := root.find("h1")):
-        title = _normalise(h1.get_text(" "))
+    h1 = root.find("h1")
+    heading = _normalise(h1.get_text(" ")) if h1 else ""
+    if heading and (not title or _is_site_suffixed(title, heading)):
+        title = heading
     reader = _Reader()
     reader.read(root)
     return LoadedDocument(
@@ -49,6 +55,18 @@ def _content_root(soup: BeautifulSoup) -> Tag:
     if len(articles) == 1:
         return articles[0]
     return soup.body or soup
+
+
+def _is_site_suffixed(title: str, heading: str) -> bool:
+    """Whether ``title`` is the page's ``heading`` with the site's name beside it ("Returns | Acme Help",
+    "Acme Help - Returns"): the name is chrome, and every citation and topic would repeat it."""
+    if title.startswith(heading):
+        rest = title[len(heading):].strip()
+        return bool(rest) and rest[0] in _SEPARATORS
+    if title.endswith(heading):
+        rest = title[:-len(heading)].strip()
+        return bool(rest) and rest[-1] in _SEPARATORS
+    return False
 
 
 def _normalise(text: str) -> str:

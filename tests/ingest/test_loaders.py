@@ -242,7 +242,7 @@ def test_html_drops_chrome_and_splits_at_headings(tmp_path: Path) -> None:
     path.write_text(HTML_PAGE, encoding="utf-8")
     document = _load_one(path)
     assert document.format == "html"
-    assert document.title == "Returns | Acme Help"
+    assert document.title == "Returns"  # the <title> "Returns | Acme Help" without the site's name
     assert [(section.heading, section.text) for section in document.sections] == [
         (None, "Intro text with extra whitespace."),
         ("Returns", "Most items can be returned within 30 days."),
@@ -256,6 +256,19 @@ def test_html_drops_chrome_and_splits_at_headings(tmp_path: Path) -> None:
     chrome = ["SCRIPT", "NAV_", "ROLE_", "COMMENT", "FORM", "NOSCRIPT", "ASIDE", "IFRAME", "SVG", "FOOTER", "site header"]
     for absent in chrome:
         assert absent not in everything
+
+
+@pytest.mark.parametrize(("title", "h1", "expected"), [
+    ("Returns | Acme Help", "Returns", "Returns"),
+    ("Acme Help - Returns", "Returns", "Returns"),
+    ("Returns and refunds", "Returns", "Returns and refunds"),  # more than a site's name: the page's own title
+    ("Returns: 30 days", "Returns: 30 days", "Returns: 30 days"),
+    ("Acme Help", "Returns", "Acme Help"),
+])
+def test_html_title_leaves_out_the_sites_name(tmp_path: Path, title: str, h1: str, expected: str) -> None:
+    path = tmp_path / "page.html"
+    path.write_text(f"<html><head><title>{title}</title></head><body><main><h1>{h1}</h1><p>Text.</p></main></body></html>")
+    assert _load_one(path).title == expected
 
 
 def test_html_without_main_uses_body_and_first_h1_as_title(tmp_path: Path) -> None:
