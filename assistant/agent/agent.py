@@ -152,11 +152,10 @@ class SupportAgent:
                     answer, replaced = event.answer, event.replaced or not streamed
             assert answer is not None
             reply_text, kind = answer.text, answer.kind
-            if kind == "refusal" and reply_text.endswith(REFUSAL_OFFER):
-                waiting = self._waiting_ticket(turn.conversation_id)
-                if waiting is not None:  # do not offer a person to a customer already waiting for one
-                    reply_text = reply_text[:-len(REFUSAL_OFFER)] + ALREADY_WITH_TEAM_TEXT.format(ticket=waiting)
-                    replaced = True
+            if kind == "refusal" and turn.waiting_ticket is not None and reply_text.endswith(REFUSAL_OFFER):
+                # Do not offer a person to a customer already waiting for one.
+                reply_text = reply_text[:-len(REFUSAL_OFFER)] + ALREADY_WITH_TEAM_TEXT.format(ticket=turn.waiting_ticket)
+                replaced = True
             if turn.ticket is not None:
                 ticket = turn.ticket
                 reply_text = f"{reply_text}\n\n" + escalation.HANDOVER_TEXT.format(ticket=ticket["id"])
@@ -180,15 +179,18 @@ class SupportAgent:
             history = [("user" if m.role == "customer" else "assistant", m.text) for m in earlier]
             message = add_message(session, conversation, "customer", text, settings=self.settings,
                                   created_at=self.now() if self.now else None)
-            tell_webhooks_of_message(session, conversation, message)
+            waiting = open_ticket(session, conversation_id)
+            if waiting is not None:
+                tell_webhooks_of_message(session, waiting, message)
             person = with_person(session, conversation_id)
             # The newest written (highest id): a person's reply and the turns may carry other clocks.
             last_reply = max((m for m in earlier if m.role != "customer"), key=lambda m: m.id, default=None)
+            receipt = last_reply if person and last_reply and last_reply.answer_kind == "with_person" else None
             return Turn(conversation_id, conversation.kb or "default", history, message.id,
                         (message.sentiment_label, message.sentiment_score), started, caller, self.tools(caller),
                         person_ticket={"id": person.id, "status": person.status, "priority": person.priority,
                                        "created": False} if person else None,
-                        receipt_id=last_reply.id if person and last_reply and last_reply.answer_kind == "with_person" else None)
+                        receipt_id=receipt.id if receipt else None, waiting_ticket=waiting.id if waiting else None)
 
     def _open_ticket(self, turn: Turn, reason: str, priority: str, by: str) -> tuple[dict[str, Any] | None, str]:
         result, error = turn.trace.call(turn.tools["create_ticket"], {"conversation_id": turn.conversation_id,
@@ -230,11 +232,6 @@ class SupportAgent:
                                                 customer_tools, turn, text))
             return
         yield from self.assistant.stream(text, turn.kb, turn.history)
-
-    def _waiting_ticket(self, conversation_id: int) -> int | None:
-        with session_scope(self.settings) as session:
-            ticket = open_ticket(session, conversation_id)
-            return ticket.id if ticket is not None else None
 
     def _escalate_if_needed(self, turn: Turn, kind: str, text: str) -> tuple[dict[str, Any] | None, str]:
         with session_scope(self.settings) as session:

@@ -30,3 +30,4 @@ class Turn:
     ticket: dict[str, Any] | None = None  # opened by the model's own create_ticket call
     person_ticket: dict[str, Any] | None = None  # the open ticket of a person who has replied: the assistant does not answer
     receipt_id: int | None = None  # the receipt that already stands since that person's last message (not stored again)
+    waiting_ticket: int | None = None  # the conversation's ticket that is not closed, when the message arrived

@@ -24,7 +24,7 @@ from assistant.access import Caller
 from assistant.config import Settings
 from assistant.conversations.store import MAX_TEXT_CHARS, add_message
 from assistant.database.models import Conversation, Message, Ticket
-from assistant.webhooks import emit, wants
+from assistant.webhooks import emit
 
 PRIORITIES: tuple[str, ...] = ("low", "normal", "high", "urgent")
 STATUSES: tuple[str, ...] = ("open", "assigned", "closed")
@@ -102,17 +102,13 @@ def _tell_webhooks(session: Session, event: str, ticket: Ticket, **extra: Any) -
          conversation_id=conversation.id)
 
 
-def tell_webhooks_of_message(session: Session, conversation: Conversation, message: Message) -> None:
-    """A customer's message in a conversation whose ticket is not closed goes to the team's webhooks
+def tell_webhooks_of_message(session: Session, ticket: Ticket, message: Message) -> None:
+    """A customer's message in a conversation whose ``ticket`` is not closed goes to the team's webhooks
     (``ticket.message``): the person's desk shows it without polling. Called by the agent, which
     receives every customer message of a live conversation."""
-    if not wants(session, "ticket.message", conversation.kb):
-        return
-    ticket = open_ticket(session, conversation.id)
-    if ticket is not None:
-        _tell_webhooks(session, "ticket.message", ticket, message={
-            "id": message.id, "role": message.role, "text": message.text, "at": message.created_at.isoformat(),
-            "sentiment": message.sentiment_label, "score": message.sentiment_score})
+    _tell_webhooks(session, "ticket.message", ticket, message={
+        "id": message.id, "role": message.role, "text": message.text, "at": message.created_at.isoformat(),
+        "sentiment": message.sentiment_label, "score": message.sentiment_score})
 
 
 def with_person(session: Session, conversation_id: int) -> Ticket | None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 
 from assistant.config import Settings
 from assistant.database import session_scope
@@ -79,13 +79,18 @@ class DeliveryRound:
     failed: int = 0  # gave up after MAX_ATTEMPTS, or the webhook was removed
 
 
+def _due(now: datetime) -> ColumnElement[bool]:
+    """Pending, its time come, and no sender on it."""
+    return and_(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now,
+                or_(WebhookDelivery.claimed_until.is_(None), WebhookDelivery.claimed_until < now))
+
+
 def _claim(settings: Settings, delivery_id: int, now: datetime) -> tuple[WebhookDelivery, Webhook] | None:
+    # The claim runs from now, not from the round's start: a long round must not hand out expired claims.
+    claimed_until = max(now, utcnow()) + timedelta(seconds=CLAIM_S)
     with session_scope(settings) as session:
         claimed = session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == "pending",
-                   or_(WebhookDelivery.claimed_until.is_(None), WebhookDelivery.claimed_until < now))
-            .values(claimed_until=now + timedelta(seconds=CLAIM_S)))
+            update(WebhookDelivery).where(WebhookDelivery.id == delivery_id, _due(now)).values(claimed_until=claimed_until))
         if claimed.rowcount != 1:
             return None  # another sender has it, or it is no longer pending
         delivery = session.get(WebhookDelivery, delivery_id)
@@ -131,11 +136,7 @@ def deliver_due(settings: Settings, now: datetime | None = None, limit: int = 10
     now = now or utcnow()
     done = DeliveryRound()
     with session_scope(settings) as session:
-        due = list(session.scalars(
-            select(WebhookDelivery.id)
-            .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now,
-                   or_(WebhookDelivery.claimed_until.is_(None), WebhookDelivery.claimed_until < now))
-            .order_by(WebhookDelivery.id).limit(limit)))
+        due = list(session.scalars(select(WebhookDelivery.id).where(_due(now)).order_by(WebhookDelivery.id).limit(limit)))
     if not due:
         return done
     owned = client is None

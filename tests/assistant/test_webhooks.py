@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from assistant.access import AccessDenied, Caller, audit_log
 from assistant.analytics.spikes import SpikeRule, detect_negative_spikes
 from assistant.conversations.store import add_message, start_conversation
-from assistant.conversations.tickets import create_ticket, set_ticket_status, tell_webhooks_of_message
+from assistant.conversations.tickets import create_ticket, open_ticket, set_ticket_status, tell_webhooks_of_message
 from assistant.database import session_scope
 from assistant.database.models import Conversation, Message, Ticket, Webhook, WebhookDelivery
 from assistant.webhooks import add_webhook, deliver_due, list_deliveries, manage, remove_webhook, verify_signature
@@ -56,8 +56,9 @@ def test_a_hand_over_reaches_the_desk_signed_with_its_transcript_and_later_messa
                 set_ticket_status(session, ticket_id, "closed")
                 continue
             # what the agent does with every customer message it receives
-            tell_webhooks_of_message(session, conversation, add_message(session, conversation, "customer", text,
-                                                                        settings=db_settings))
+            message = add_message(session, conversation, "customer", text, settings=db_settings)
+            if (waiting := open_ticket(session, cid)) is not None:
+                tell_webhooks_of_message(session, waiting, message)
     done = deliver_due(db_settings)
     assert (done.delivered, done.retrying, done.failed) == (3, 0, 0)
     events = receiver.events()
