@@ -17,6 +17,7 @@ the data holds.
 
 from __future__ import annotations
 
+import getpass
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Literal, get_args
 
@@ -65,6 +66,12 @@ class Caller:
         limited = None if role == "admin" or knowledge_bases is None else frozenset(knowledge_bases)
         return cls(role, name, None, limited, client)
 
+    @classmethod
+    def local_admin(cls) -> Caller:
+        """Whoever runs a management command on the server (`helpmate kb`, `users`, `webhooks` ...):
+        shell access is admin access, and the audit log names the operating-system user."""
+        return cls.staff("admin", getpass.getuser())
+
     def in_conversation(self, conversation_id: int) -> Caller:
         """This customer bound to the conversation they just started (staff are not bound to one)."""
         if self.role != "customer":
@@ -97,6 +104,11 @@ class Caller:
             names = ", ".join(sorted(self.knowledge_bases)) or "none"
             raise AccessDenied(f"{what} needs a knowledge base you may see ({names})")
 
+    def check_admin(self, what: str) -> None:
+        """Settings that change what others may reach (users, visibility, webhooks, erasure): admins only."""
+        if self.role != "admin":
+            raise AccessDenied(f"only an admin may {what}")
+
     def check_conversation(self, conversation_id: int, kb: str | None) -> None:
         """Acting on a conversation (a ticket): customers only on their own, staff on their knowledge bases'."""
         if self.role == "customer":
@@ -115,8 +127,7 @@ def public_knowledge_bases(settings: Settings) -> list[str]:
 
 def set_visibility(settings: Settings, kb: str, visibility: str, by: Caller) -> None:
     """Make ``kb`` public (offered to customers) or internal (operators only); admins only, audited."""
-    if by.role != "admin":
-        raise AccessDenied("only an admin may change who sees a knowledge base")
+    by.check_admin("change who sees a knowledge base")
     if visibility not in VISIBILITIES:
         raise ValueError(f"visibility {visibility!r}: choose public or internal")
     with session_scope(settings) as session:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -134,11 +133,6 @@ def train_answerer_cmd(
                        f"refusal precision {values['refusal_precision']}  recall {values['refusal_recall']}")
 
 
-def _local_admin() -> Caller:
-    """Who the audit log names for these commands: the operating-system user, acting as an admin."""
-    return Caller.staff("admin", getpass.getuser())
-
-
 def _vllm_url(option: str | None) -> str | None:
     """The server to load adapters into: the option (empty: none), else HELPMATE_VLLM_BASE_URL when
     the assistant uses the vLLM backend, else none (the local backend reads the registry only)."""
@@ -257,7 +251,7 @@ def evaluate_(
             promote(row.name, settings, _vllm_url(vllm_url), reason=report.decision.reason)
         except RuntimeError as error:
             fail(error)
-        audit(settings, _local_admin(), "model.promote", row.name, {"by": "finetune evaluate --promote"})
+        audit(settings, Caller.local_admin(), "model.promote", row.name, {"by": "finetune evaluate --promote"})
     if as_json:
         typer.echo(json.dumps({"version": row.name, "promote": report.decision.promote, "reason": report.decision.reason,
                                "candidate": report.candidate_metrics, "active": report.active_metrics}))
@@ -286,7 +280,7 @@ def promote_cmd(
         row = promote(version, settings, _vllm_url(vllm_url), reason="promoted by hand")
     except RuntimeError as error:
         fail(error)
-    audit(settings, _local_admin(), "model.promote", row.name, {"by": "finetune promote"})
+    audit(settings, Caller.local_admin(), "model.promote", row.name, {"by": "finetune promote"})
     typer.echo(f"{row.name} is active")
 
 
@@ -302,7 +296,7 @@ def rollback_cmd(vllm_url: VllmUrl = None) -> None:
     except RuntimeError as error:
         fail(error)
     fallback = default_model(settings).name  # the base model, or the answerer (HELPMATE_ANSWERER=adapter)
-    audit(settings, _local_admin(), "model.rollback", row.name if row else fallback, {"by": "finetune rollback"})
+    audit(settings, Caller.local_admin(), "model.rollback", row.name if row else fallback, {"by": "finetune rollback"})
     typer.echo(f"{row.name if row else fallback + ' (default model)'} is active")
 
 
@@ -342,7 +336,7 @@ def run(
     except (ValueError, RuntimeError, FileNotFoundError, ModelMissingError) as error:
         fail(error)
     if result.promoted:
-        audit(settings, _local_admin(), "model.promote", result.version, {"by": "finetune run", "reason": result.reason})
+        audit(settings, Caller.local_admin(), "model.promote", result.version, {"by": "finetune run", "reason": result.reason})
     if as_json:
         typer.echo(json.dumps({"promoted": result.promoted, "version": result.version, "candidate": result.candidate,
                                "active": result.active, "reason": result.reason, "active_version": result.active_version,

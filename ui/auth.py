@@ -34,7 +34,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import ColumnElement, and_, func, select, true
 from sqlalchemy.orm import Session
 
-from assistant.access import AccessDenied, Caller, audit
+from assistant.access import Caller, audit
 from assistant.config import Settings
 from assistant.database import session_scope
 from assistant.database.models import AuditEntry, KnowledgeBase, LoginAttempt, User
@@ -112,8 +112,8 @@ def _check_name(name: str) -> str:
 
 
 def _check_admin(by: Caller | None) -> None:
-    if by is not None and by.role != "admin":
-        raise AccessDenied("only an admin may change users")
+    if by is not None:
+        by.check_admin("change users")
 
 
 def _check_knowledge_bases(session: Session, role: str, knowledge_bases: Iterable[str] | None) -> list[str] | None:

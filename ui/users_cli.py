@@ -4,14 +4,13 @@ The password is asked for (hidden, twice), read from standard input with ``--pas
 (scripts, CI) or generated with ``--generate`` and printed once; it is never an argument, so it
 does not end up in shell history or the process list.
 
-The command acts as a local admin (the operating-system user, ``Caller.staff("admin", …)``): whoever
+The command acts as a local admin (``Caller.local_admin()``, the operating-system user): whoever
 can run it on the server can already read the database, and every change lands in the audit log
 under their name.
 """
 
 from __future__ import annotations
 
-import getpass
 import sys
 from typing import Annotated
 
@@ -23,11 +22,6 @@ from assistant.config import get_settings
 
 users_app = typer.Typer(help="Operators and admins who log in to the dashboard and admin pages.", no_args_is_help=True)
 KB_HELP = "Limit an operator to this knowledge base (repeat for more); without it they see all."
-
-
-def local_admin() -> Caller:
-    """Who the command acts as, for the audit log: the operating-system user, as an admin."""
-    return Caller.staff("admin", getpass.getuser())
 
 
 @users_app.command("add")
@@ -52,7 +46,7 @@ def add(
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
         account = add_user(name, password, role, get_settings(), replace=replace, knowledge_bases=kb or None,
-                           by=local_admin())
+                           by=Caller.local_admin())
     except UserError as error:
         fail(str(error))
     typer.echo(f"user {account.name} ({account.role}) saved; knowledge bases: {_kbs(account.knowledge_bases)}")
@@ -76,7 +70,7 @@ def set_kbs(
     if bool(kb) == all_:
         fail("give the knowledge bases with --kb NAME (repeat for more), or --all for every one")
     try:
-        account = set_knowledge_bases(name, None if all_ else kb, get_settings(), by=local_admin())
+        account = set_knowledge_bases(name, None if all_ else kb, get_settings(), by=Caller.local_admin())
     except UserError as error:
         fail(str(error))
     typer.echo(f"user {account.name} ({account.role}) now sees: {_kbs(account.knowledge_bases)}")
@@ -103,7 +97,7 @@ def disable(name: Annotated[str, typer.Argument(help="Login name.")]) -> None:
     from ui.auth import UserError, set_active
 
     try:
-        set_active(name, False, get_settings(), by=local_admin())
+        set_active(name, False, get_settings(), by=Caller.local_admin())
     except UserError as error:
         fail(str(error))
     typer.echo(f"user {name} disabled")
@@ -115,7 +109,7 @@ def enable(name: Annotated[str, typer.Argument(help="Login name.")]) -> None:
     from ui.auth import UserError, set_active
 
     try:
-        set_active(name, True, get_settings(), by=local_admin())
+        set_active(name, True, get_settings(), by=Caller.local_admin())
     except UserError as error:
         fail(str(error))
     typer.echo(f"user {name} enabled")

@@ -7,7 +7,6 @@ operating-system user), so whoever publishes or unpublishes is named in the audi
 
 from __future__ import annotations
 
-import getpass
 from typing import Annotated, Optional
 
 import typer
@@ -26,10 +25,6 @@ kb_app = typer.Typer(help="Knowledge bases: list them, read their documents' pas
 NAME = Annotated[str, typer.Argument(help="Knowledge base name (`helpmate kb list` shows them).")]
 
 
-def _local_admin() -> Caller:
-    return Caller.staff("admin", getpass.getuser())
-
-
 @kb_app.command("list")
 def list_() -> None:
     """Show every knowledge base, whether customers see it (public) or not (internal), and its documents."""
@@ -46,7 +41,7 @@ def list_() -> None:
 
 def _set(name: str, visibility: str) -> None:
     with user_errors(ValueError, AccessDenied):
-        set_visibility(get_settings(), name, visibility, by=_local_admin())
+        set_visibility(get_settings(), name, visibility, by=Caller.local_admin())
     typer.echo(f"{name} is now {visibility}" + (" (offered in the customer chat)" if visibility == "public"
                                                 else " (operators only)"))
 
@@ -78,12 +73,12 @@ def show(
     """
     with user_errors(ValueError, AccessDenied), session_scope(get_settings()) as session:
         if document is None:
-            rows = documents(session, _local_admin(), name, failed_only=failed)
+            rows = documents(session, Caller.local_admin(), name, failed_only=failed)
             typer.echo(f"{name}: {len(rows)} document{'' if len(rows) == 1 else 's'}" + (" that failed" if failed else ""))
             for row in rows:
                 typer.echo(f"{row.status}\t{row.chunks}\t{row.format}\t{row.source}" + (f"\t{row.error}" if row.error else ""))
             return
-        source, passages = document_passages(session, _local_admin(), name, document)
+        source, passages = document_passages(session, Caller.local_admin(), name, document)
     typer.echo(f"{source}: {len(passages)} passage{'' if len(passages) == 1 else 's'}")
     for p in passages:
         where = " · ".join(part for part in (p.section, f"page {p.page}" if p.page else None) if part)

@@ -7,7 +7,6 @@ their name with what it removed.
 
 from __future__ import annotations
 
-import getpass
 import json
 from typing import Annotated
 
@@ -19,10 +18,6 @@ from assistant.config import get_settings
 
 privacy_app = typer.Typer(help="Personal data: erase a customer's conversations, purge old ones.", no_args_is_help=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print what was removed as one JSON object.")]
-
-
-def _local_admin() -> Caller:
-    return Caller.staff("admin", getpass.getuser())
 
 
 def _counts(removed) -> str:
@@ -40,7 +35,7 @@ def erase(
     from assistant.conversations.privacy import erase_customer
 
     with user_errors(ValueError):
-        removed = erase_customer(get_settings(), customer, _local_admin())
+        removed = erase_customer(get_settings(), customer, Caller.local_admin())
     if as_json:
         typer.echo(json.dumps({"customer": customer.strip(), **removed.as_dict()}))
     elif removed.conversations:
@@ -56,7 +51,7 @@ def purge(as_json: JsonOption = False) -> None:
     from assistant.conversations.privacy import purge_expired
 
     with user_errors(ValueError):
-        purged = purge_expired(get_settings(), _local_admin())
+        purged = purge_expired(get_settings(), Caller.local_admin())
     if as_json:
         typer.echo(json.dumps(purged.as_dict()))
     else:

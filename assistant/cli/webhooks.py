@@ -7,7 +7,6 @@ runs (``assistant.webhooks.delivery``).
 
 from __future__ import annotations
 
-import getpass
 import json
 import time
 from typing import Annotated, Optional
@@ -24,10 +23,6 @@ webhooks_app = typer.Typer(help="Webhooks: tell a help desk or chat channel at o
 WEBHOOK_ID = Annotated[int, typer.Argument(help="The webhook's id (`helpmate webhooks list`).")]
 
 
-def _local_admin() -> Caller:
-    return Caller.staff("admin", getpass.getuser())
-
-
 @webhooks_app.command("add")
 def add(
     url: Annotated[str, typer.Argument(help="Where to POST the events (http or https).")],
@@ -38,7 +33,7 @@ def add(
 ) -> None:
     """Add a webhook and print its signing secret, once: keep it where the receiver checks signatures."""
     with user_errors(ValueError, AccessDenied):
-        webhook_id, events, secret = manage.add(get_settings(), _local_admin(), url, event or list(EVENTS), kb)
+        webhook_id, events, secret = manage.add(get_settings(), Caller.local_admin(), url, event or list(EVENTS), kb)
     typer.echo(f"webhook {webhook_id}: {', '.join(events)} of {kb or 'every knowledge base'} -> {url}")
     typer.secho(f"signing secret (shown once): {secret}", fg="yellow")
     typer.echo(f"Try it: helpmate webhooks test {webhook_id}")
@@ -48,7 +43,7 @@ def add(
 def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Show every webhook: address, events, knowledge base, and its deliveries by status."""
     with user_errors(AccessDenied):
-        rows = manage.webhooks(get_settings(), _local_admin())
+        rows = manage.webhooks(get_settings(), Caller.local_admin())
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -64,7 +59,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
 def remove(webhook_id: WEBHOOK_ID) -> None:
     """Stop a webhook: nothing more is sent to it; its deliveries stay listed."""
     with user_errors(ValueError, AccessDenied):
-        url = manage.remove(get_settings(), _local_admin(), webhook_id)
+        url = manage.remove(get_settings(), Caller.local_admin(), webhook_id)
     typer.echo(f"webhook {webhook_id} removed ({url})")
 
 
@@ -72,7 +67,7 @@ def remove(webhook_id: WEBHOOK_ID) -> None:
 def test(webhook_id: WEBHOOK_ID) -> None:
     """Send a `ping` event to one webhook now and say whether the receiver took it."""
     with user_errors(ValueError, AccessDenied):
-        last = manage.ping(get_settings(), _local_admin(), webhook_id)
+        last = manage.ping(get_settings(), Caller.local_admin(), webhook_id)
     if last["status"] == "delivered":
         typer.secho(f"delivery {last['id']}: delivered", fg="green")
         return
@@ -89,7 +84,7 @@ def deliveries(
 ) -> None:
     """The newest deliveries: event, status, attempts and the last error."""
     with user_errors(AccessDenied):
-        rows = manage.deliveries(get_settings(), _local_admin(), webhook_id, status, limit)
+        rows = manage.deliveries(get_settings(), Caller.local_admin(), webhook_id, status, limit)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -103,7 +98,7 @@ def deliveries(
 def retry(delivery_id: Annotated[int, typer.Argument(help="The delivery's id (`helpmate webhooks deliveries`).")]) -> None:
     """Send a delivery again (a failed one, after its receiver is fixed) at the next round."""
     with user_errors(ValueError, AccessDenied):
-        manage.retry(get_settings(), _local_admin(), delivery_id)
+        manage.retry(get_settings(), Caller.local_admin(), delivery_id)
     typer.echo(f"delivery {delivery_id} will be sent again")
 
 

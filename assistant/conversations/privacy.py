@@ -34,7 +34,7 @@ from typing import Any, Sequence
 from sqlalchemy import and_, delete, exists, or_, select
 from sqlalchemy.orm import Session
 
-from assistant.access import AccessDenied, Caller, audit
+from assistant.access import Caller, audit
 from assistant.config import Settings
 from assistant.database import session_scope
 from assistant.database.models import Conversation, Feedback, Message, Ticket, WebhookDelivery
@@ -73,11 +73,6 @@ class Purged(Removed):
         return data
 
 
-def _check_admin(caller: Caller, what: str) -> None:
-    if caller.role != "admin":
-        raise AccessDenied(f"only an admin may {what}")
-
-
 def _delete_conversations(session: Session, conversations: Sequence[tuple[int, str | None]]) -> Removed:
     """Delete these conversations (id, external id) and what holds their words; counts by kind."""
     ids = [conversation_id for conversation_id, _ in conversations]
@@ -112,7 +107,7 @@ def erase_customer(settings: Settings, customer_id: str, caller: Caller) -> Remo
 
     A customer with nothing stored removes nothing (the request is still audited).
     """
-    _check_admin(caller, "erase a customer's data")
+    caller.check_admin("erase a customer's data")
     customer_id = customer_id.strip()
     if not customer_id:
         raise ValueError("give the customer's id (the customer_id their conversations were stored or imported with)")
@@ -143,7 +138,7 @@ def purge_expired(settings: Settings, caller: Caller, now: datetime | None = Non
     A conversation that started long ago but goes on is kept: the period counts from its last message.
     Raises ValueError when ``retention_days`` is 0.
     """
-    _check_admin(caller, "purge old conversations")
+    caller.check_admin("purge old conversations")
     cutoff = expired_before(settings, now)
     recent = exists().where(Message.conversation_id == Conversation.id, Message.created_at >= cutoff)
     with session_scope(settings) as session:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from assistant.access import AccessDenied, Caller
+from assistant.access import Caller
 from assistant.database.models import Webhook, WebhookDelivery, utcnow
 
 # What a team's desk can hear of. "ping" is only sent by `helpmate webhooks test`.
@@ -34,8 +34,7 @@ REMOVED = "the webhook was removed"  # why its deliveries that were still pendin
 
 
 def check_admin(caller: Caller) -> None:
-    if caller.role != "admin":
-        raise AccessDenied("only an admin may add, remove or test webhooks (they receive customers' messages)")
+    caller.check_admin("add, remove or test webhooks (they receive customers' messages)")
 
 
 def _check_url(url: str) -> str:

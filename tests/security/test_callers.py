@@ -58,3 +58,14 @@ def test_an_operator_is_limited_to_their_knowledge_bases_and_an_admin_is_not():
     assert Caller.staff("admin", "adam", knowledge_bases=["help"]).knowledge_bases is None
     with pytest.raises(ValueError, match="Caller.customer"):
         Caller.staff("customer", "x")
+
+
+def test_admin_only_settings_are_checked_on_the_caller_and_shell_commands_act_as_a_named_admin(settings, monkeypatch):
+    for caller in (Caller.staff("operator", "olivia"), Caller.customer(settings, conversation_id=7)):
+        with pytest.raises(AccessDenied, match="only an admin may erase a customer's data"):
+            caller.check_admin("erase a customer's data")
+    ADMIN.check_admin("erase a customer's data")
+    monkeypatch.setenv("USER", "root-of-trust")
+    monkeypatch.setenv("LOGNAME", "root-of-trust")
+    local = Caller.local_admin()
+    assert (local.role, local.name, local.knowledge_bases) == ("admin", "root-of-trust", None)

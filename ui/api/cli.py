@@ -5,7 +5,6 @@ Kept free of FastAPI imports at module level, so `helpmate --help` stays quick.
 
 from __future__ import annotations
 
-import getpass
 import os
 from pathlib import Path
 from typing import Annotated
@@ -51,12 +50,6 @@ def api(
                 timeout_graceful_shutdown=30)
 
 
-def _local_admin():
-    from assistant.access import Caller
-
-    return Caller.staff("admin", getpass.getuser())
-
-
 @keys_app.command("create")
 def create(
     role: Annotated[str, typer.Option("--role", help="customer (public: chat on public knowledge bases), operator or admin.")],
@@ -65,11 +58,12 @@ def create(
     rate_limit: Annotated[int | None, typer.Option("--rate-limit", help="Requests per minute (default HELPMATE_API_DEFAULT_RATE_LIMIT, 120).")] = None,
 ) -> None:
     """Create a key and print it once (only its hash is stored)."""
+    from assistant.access import Caller
     from ui.api.keys import create_key
     from ui.api.options import ApiOptions
 
     try:
-        secret, row = create_key(get_settings(), role, kb, name, rate_limit or ApiOptions().default_rate_limit, _local_admin())
+        secret, row = create_key(get_settings(), role, kb, name, rate_limit or ApiOptions().default_rate_limit, Caller.local_admin())
     except ValueError as error:
         fail(error)
     scope = ", ".join(row.knowledge_bases) if row.knowledge_bases else "all its role may use"
@@ -96,10 +90,11 @@ def list_() -> None:
 @keys_app.command("revoke")
 def revoke(which: Annotated[str, typer.Argument(help="The key's id or prefix (`helpmate keys list`).")]) -> None:
     """Revoke a key: its next request is refused."""
+    from assistant.access import Caller
     from ui.api.keys import revoke_key
 
     try:
-        row = revoke_key(get_settings(), which, _local_admin())
+        row = revoke_key(get_settings(), which, Caller.local_admin())
     except ValueError as error:
         fail(error)
     typer.echo(f"key {row.id} '{row.name}' revoked")
