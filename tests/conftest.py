@@ -34,6 +34,8 @@ def _checkout_settings():
 CHECKOUT_SETTINGS = _checkout_settings()
 # Each test gets its own data directory, but all share the models `make` prepared for this checkout.
 os.environ.setdefault("HELPMATE_MODELS_DIR", str(CHECKOUT_SETTINGS.models_dir))
+# The tests' webhook receivers listen on this machine; webhooks reach no private address unless allowed.
+os.environ.setdefault("HELPMATE_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.1/32")
 POSTGRES_URL = os.environ.get("HELPMATE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 _postgres_state: dict[str, str | None] = {}

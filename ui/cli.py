@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from assistant.cli.chat import ask, chat
+from assistant.cli.errors import fail
 from assistant.cli.conversations import import_conversations
 from assistant.cli.feedback import feedback_app
 from assistant.cli.kb import kb_app
@@ -13,6 +14,7 @@ from assistant.cli.privacy import privacy_app
 from assistant.cli.sentiment import sentiment_app
 from assistant.cli.serve import serve_model
 from assistant.cli.webhooks import webhooks_app
+from assistant.config import SettingsError, get_settings
 from finetune.cli import finetune_app
 from ingest.cli import ingest
 from ui.api.cli import api, keys_app
@@ -24,6 +26,18 @@ from ui.users_cli import users_app
 # line break stays, so wrapped help reads in ragged pieces); backticks show as code.
 app = typer.Typer(help="Helpmate: customer-service AI on your own documents.", no_args_is_help=True, add_completion=False,
                   rich_markup_mode="markdown")
+
+
+@app.callback()
+def _settings_first() -> None:
+    # Every command reads the settings: a mistyped HELPMATE_* value ends it with one line naming the
+    # variable, before any work, instead of a traceback from wherever the settings were first read.
+    try:
+        get_settings()
+    except SettingsError as error:
+        fail(error)
+
+
 app.add_typer(models_app, name="models")
 app.command("ingest")(ingest)
 app.add_typer(eval_app, name="eval")

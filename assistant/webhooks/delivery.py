@@ -12,6 +12,12 @@ status, a redirect, no answer within ``TIMEOUT_S``) is tried again after 10 s, 2
 most an hour apart) until ``MAX_ATTEMPTS``, then the delivery is marked failed and
 `helpmate webhooks retry` (``manage.retry``) can send it again.
 
+Each POST goes to an address ``destinations`` allows (public, or a network the admin named); a
+delivery to any other address fails at once, with the reason. A round sends each webhook's
+deliveries in order and the webhooks side by side (``MAX_PARALLEL`` at a time), and stops a
+webhook's turn at its first failure, so one receiver that is down or slow costs the others
+nothing and itself at most one ``TIMEOUT_S`` per round.
+
 Any number of senders may run (``helpmate api`` runs one, ``helpmate webhooks deliver --watch``
 another): a sender claims a delivery with one conditional UPDATE before sending it.
 """
@@ -24,6 +30,8 @@ import json
 import logging
 import threading
 import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -33,6 +41,7 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from assistant.config import Settings
 from assistant.database import session_scope
 from assistant.database.models import Webhook, WebhookDelivery, utcnow
+from assistant.webhooks.destinations import BlockedDestination, Network, UnresolvedHost, pinned, resolve
 from assistant.webhooks.events import REMOVED
 
 log = logging.getLogger(__name__)
@@ -43,6 +52,7 @@ MAX_RETRY_S = 3600
 TIMEOUT_S = 10.0
 CLAIM_S = 60  # longer than one POST may take; a sender that died frees its claims after this
 SIGNATURE_TOLERANCE_S = 300
+MAX_PARALLEL = 8  # webhooks sent to at once in a round
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -99,15 +109,19 @@ def _claim(settings: Settings, delivery_id: int, now: datetime) -> tuple[Webhook
         return delivery, webhook
 
 
-def _post(client: httpx.Client, delivery: WebhookDelivery, webhook: Webhook) -> str | None:
-    """Send one delivery; None when the receiver took it, else why not."""
+def _post(client: httpx.Client, delivery: WebhookDelivery, webhook: Webhook, allowed: list[Network]) -> str | None:
+    """Send one delivery; None when the receiver took it, else why not. BlockedDestination when its
+    host is not an address webhooks may reach."""
     body = json.dumps({"id": delivery.id, "event": delivery.event, "created_at": delivery.created_at.isoformat(),
                        **delivery.payload}, ensure_ascii=False, separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "Helpmate-Webhooks/1",
                "X-Helpmate-Event": delivery.event, "X-Helpmate-Delivery": str(delivery.id),
                "X-Helpmate-Signature": sign(webhook.secret, int(time.time()), body)}
     try:
-        response = client.post(webhook.url, content=body, headers=headers, timeout=TIMEOUT_S)
+        url, host, extensions = pinned(webhook.url, resolve(webhook.url, allowed))
+        response = client.post(url, content=body, headers={**headers, **host}, extensions=extensions, timeout=TIMEOUT_S)
+    except UnresolvedHost as error:
+        return str(error)[:500]
     except httpx.HTTPError as error:
         return f"{type(error).__name__}: {error}"[:500]
     if 200 <= response.status_code < 300:
@@ -130,36 +144,59 @@ def _record(settings: Settings, delivery_id: int, error: str | None, now: dateti
         return delivery.status
 
 
+def _send_in_order(settings: Settings, delivery_ids: list[int], now: datetime, client: httpx.Client,
+                   allowed: list[Network]) -> DeliveryRound:
+    """One webhook's turn in a round: its due deliveries oldest first, until one is not taken (the
+    rest stay due, for the next round)."""
+    done = DeliveryRound()
+    for delivery_id in delivery_ids:
+        claimed = _claim(settings, delivery_id, now)
+        if claimed is None:
+            continue
+        delivery, webhook = claimed
+        if not webhook.active:  # removed after this delivery was due: nothing is sent to it
+            _record(settings, delivery_id, REMOVED, now, give_up=True)
+            done.failed += 1
+            continue
+        try:
+            error, blocked = _post(client, delivery, webhook, allowed), False
+        except BlockedDestination as refused:
+            error, blocked = str(refused), True
+        status = _record(settings, delivery_id, error, now, give_up=blocked)
+        if error is None:
+            done.delivered += 1
+            continue
+        if status == "failed":
+            done.failed += 1
+        else:
+            done.retrying += 1
+            log.warning("webhook %s: delivery %s failed (%s); retrying", webhook.id, delivery_id, error)
+        break
+    return done
+
+
 def deliver_due(settings: Settings, now: datetime | None = None, limit: int = 100,
                 client: httpx.Client | None = None) -> DeliveryRound:
-    """Send every pending delivery whose time has come (at most ``limit``), oldest first."""
+    """Send every pending delivery whose time has come (at most ``limit``), oldest first for each webhook."""
     now = now or utcnow()
-    done = DeliveryRound()
+    allowed = settings.webhook_networks
     with session_scope(settings) as session:
-        due = list(session.scalars(select(WebhookDelivery.id).where(_due(now)).order_by(WebhookDelivery.id).limit(limit)))
-    if not due:
+        due = session.execute(select(WebhookDelivery.id, WebhookDelivery.webhook_id).where(_due(now))
+                              .order_by(WebhookDelivery.id).limit(limit)).all()
+    queues: dict[int, list[int]] = defaultdict(list)
+    for delivery_id, webhook_id in due:
+        queues[webhook_id].append(delivery_id)
+    done = DeliveryRound()
+    if not queues:
         return done
     owned = client is None
     client = client or httpx.Client(follow_redirects=False)
     try:
-        for delivery_id in due:
-            claimed = _claim(settings, delivery_id, now)
-            if claimed is None:
-                continue
-            delivery, webhook = claimed
-            if not webhook.active:  # removed after this delivery was due: nothing is sent to it
-                _record(settings, delivery_id, REMOVED, now, give_up=True)
-                done.failed += 1
-                continue
-            error = _post(client, delivery, webhook)
-            status = _record(settings, delivery_id, error, now)
-            if error is None:
-                done.delivered += 1
-            elif status == "failed":
-                done.failed += 1
-            else:
-                done.retrying += 1
-                log.warning("webhook %s: delivery %s failed (%s); retrying", webhook.id, delivery_id, error)
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(queues)), thread_name_prefix="helpmate-webhook") as pool:
+            for turn in pool.map(lambda ids: _send_in_order(settings, ids, now, client, allowed), queues.values()):
+                done.delivered += turn.delivered
+                done.retrying += turn.retrying
+                done.failed += turn.failed
     finally:
         if owned:
             client.close()

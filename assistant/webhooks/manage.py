@@ -12,15 +12,17 @@ from assistant.access import Caller, audit
 from assistant.config import Settings
 from assistant.database import session_scope
 from assistant.database.models import Webhook, WebhookDelivery, utcnow
-from assistant.webhooks import events
+from assistant.webhooks import destinations, events
 from assistant.webhooks.delivery import deliver_due
 
 
 def add(settings: Settings, caller: Caller, url: str, wanted: Iterable[str],
         kb: str | None = None) -> tuple[int, list[str], str]:
-    """A new webhook: (id, its events, its signing secret, to be shown once)."""
+    """A new webhook: (id, its events, its signing secret, to be shown once). A URL whose host is a
+    private address (not in HELPMATE_WEBHOOK_ALLOWED_NETWORKS) is refused here, and at every POST."""
     with session_scope(settings) as session:
         webhook, secret = events.add_webhook(session, caller, url, wanted, kb)
+        destinations.check_url(webhook.url, settings.webhook_networks)
         webhook_id, chosen = webhook.id, list(webhook.events)
     audit(settings, caller, "webhook.add", f"webhook {webhook_id}", {"url": url.strip(), "events": chosen, "kb": kb})
     return webhook_id, chosen, secret

@@ -55,6 +55,10 @@ def test_an_admin_key_manages_webhooks_and_other_keys_are_refused(settings):
             bad = httpx.post(f"{api}/v1/webhooks", json={"url": receiver.url, "events": ["ticket.deleted"]},
                              headers=headers(admin), timeout=30)
             assert_openai_error(bad, 400, "invalid_webhook")
+            metadata = httpx.post(f"{api}/v1/webhooks", json={"url": "http://169.254.169.254/latest/meta-data/"},
+                                  headers=headers(admin), timeout=30)
+            error = assert_openai_error(metadata, 400, "invalid_webhook")
+            assert error["param"] == "url" and "not a public address" in error["message"]
             added = httpx.post(f"{api}/v1/webhooks", json={"url": receiver.url, "events": ["ticket.opened"], "kb": "shop"},
                                headers=headers(admin), timeout=30)
             assert added.status_code == 201, added.text

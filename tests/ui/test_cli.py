@@ -125,6 +125,22 @@ def test_kb_cli_lists_publishes_and_unpublishes_as_an_audited_local_admin(settin
         (getpass.getuser(), "kb.visibility", {"visibility": "internal"})]
 
 
+def test_a_mistyped_setting_ends_any_command_with_one_line_naming_it(settings, monkeypatch):
+    from typer.testing import CliRunner
+
+    from assistant.config import get_settings
+    from ui.cli import app
+
+    monkeypatch.setenv("HELPMATE_LLM_BACKEND", "vlm")
+    monkeypatch.setenv("HELPMATE_WEBHOOK_ALLOWED_NETWORKS", "10.0.0.0/33")
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["kb", "list"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip() == ("error: HELPMATE_LLM_BACKEND: Input should be 'local' or 'vllm' (got 'vlm'); "
+                                     "HELPMATE_WEBHOOK_ALLOWED_NETWORKS: '10.0.0.0/33' is not a network; write one "
+                                     "like 10.0.0.0/8 or 127.0.0.1/32")
+
+
 def _commands(command, path=()):
     """Every command of the `helpmate` tree with its path of subcommand names."""
     yield path, command
