@@ -79,22 +79,24 @@ _STOP_WORDS = (ENGLISH_STOP_WORDS - {
 
 
 def split_sentences(text: str) -> list[str]:
-    """Sentences and list items of a text; fragments under three words join the next one ("No." + its reason)."""
-    parts = [_BULLET.sub("", p).strip() for p in _SENTENCE_BREAK.split(text)]
+    """Sentences and list items of a text; fragments under three words join the next one ("No." + its reason),
+    a short list item after a semicolon ("PayPal; Apple Pay and Google Pay ...", not "PayPal Apple Pay ...")."""
     sentences: list[str] = []
-    carry = ""
-    for part in parts:
+    carry, joiner = "", " "
+    for raw in _SENTENCE_BREAK.split(text):
+        part = _BULLET.sub("", raw).strip()
         if not part or _LIST_MARKER.fullmatch(part):  # "4." split off its list item: a number that says nothing
             continue
-        part = f"{carry} {part}".strip() if carry else part
+        part = f"{carry}{joiner}{part}".strip() if carry else part
         if len(_WORD.findall(part)) < 3:
-            carry = part
+            carry, joiner = part, "; " if _BULLET.match(raw) else " "
             continue
         carry = ""
         sentences.append(part)
     if carry:
         if sentences and not carry.endswith((":", "?")):
-            sentences[-1] = f"{sentences[-1]} {carry}"
+            last = sentences[-1].rstrip(".;") if joiner == "; " else sentences[-1]
+            sentences[-1] = f"{last}{joiner}{carry}"
         else:
             sentences.append(carry)
     return sentences

@@ -50,6 +50,7 @@ to the question, each cited. Those sentences are copied, so the replacement cann
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -75,6 +76,8 @@ MAX_EXTRACTIVE_SENTENCES = 3
 # questions 0.05 found a sentence holding the expected answer for 20 of the 30 questions that have
 # one among the passages, 0.005 (a mere tiebreak) for 16.
 RANK_PENALTY = 0.05
+# How a list item ends where a sentence would end: "...;", "...:", "..., or" (cut before a citation).
+_LIST_ITEM_TAIL = re.compile(r"(?:[;,:]|[;,]?\s+(?:and|or))\s*$")
 
 
 @dataclass
@@ -298,9 +301,7 @@ class Grounder:
         if claim is None or claim.support is None:
             return sentence
         numbers_ = claim.cited if claim.cited else [claim.support]
-        marks = "".join(f"[{n}]" for n in numbers_)
-        stem, end = (sentence[:-1], sentence[-1]) if sentence[-1] in ".!" else (sentence, ".")
-        return f"{stem} {marks}{end}"
+        return _cited(sentence, "".join(f"[{n}]" for n in numbers_))
 
     def extractive_answer(self, question: str, passages: Sequence[Hit]) -> tuple[str, list[int]]:
         """The 1–3 passage sentences that best answer ``question``, each followed by its ``[n]``.
@@ -328,6 +329,17 @@ class Grounder:
         parts = []
         for i in chosen:
             number, _, sentence = candidates[i]
-            stem, end = (sentence[:-1], sentence[-1]) if sentence[-1] in ".!" else (sentence, ".")
-            parts.append(f"{stem} [{number}]{end}")
+            first = sentence.split(maxsplit=1)[0]
+            if first.islower():  # a list item ("poles bent or broken by storms ...") read as a sentence
+                sentence = sentence[0].upper() + sentence[1:]
+            parts.append(_cited(sentence, f"[{number}]"))
         return " ".join(parts), cited_numbers(" ".join(parts))
+
+
+def _cited(sentence: str, marks: str) -> str:
+    """``sentence`` with citation ``marks`` before its full stop; a list item's closing ";", ":" or ", or"
+    gives way to the stop ("... falling on the tent; [1]." would read as a broken sentence)."""
+    stem = _LIST_ITEM_TAIL.sub("", sentence.rstrip())
+    if stem[-1] in ".!":
+        return f"{stem[:-1]} {marks}{stem[-1]}"
+    return f"{stem} {marks}."

@@ -317,6 +317,23 @@ def test_sentences_split_at_ends_and_bullets_and_keep_short_answers_whole():
         "Hours:  Monday to Friday  10:00 - 19:00", "Saturday  9:30 - 18:00", "Closed on Sundays."]
 
 
+def test_short_list_items_stay_items_and_read_as_sentences_in_extractive_answers(embedder):
+    # a one-word item joins the next as a list, not as one run-on phrase ("PayPal Apple Pay and Google Pay")
+    assert split_sentences("- Cards: Visa and Mastercard.\n- PayPal\n- Apple Pay and Google Pay (on supported devices)") == [
+        "Cards: Visa and Mastercard.", "PayPal; Apple Pay and Google Pay (on supported devices)"]
+    assert split_sentences("Open Monday to Friday.\n- Sundays") == ["Open Monday to Friday; Sundays"]
+    assert split_sentences("No. We do not ship there.") == ["No. We do not ship there."]
+    exclusions = _hits(("The extended warranty does not cover:\n- poles bent or broken by storms, snow load or people "
+                        "falling on the tent;\n- damage from UV light;", "Tent warranty", "What it does not cover"))
+    text, _ = Grounder(embedder).extractive_answer("Are poles broken in a storm covered?", exclusions)
+    assert text.startswith("Poles bent or broken by storms, snow load or people falling on the tent [1].")
+    assert ";" not in text and ": [1]" not in text
+    late = _hits(("We open an investigation with the carrier if:\n- the tracking has not shown any new scan for 5 "
+                  "business days, or\n- the parcel is marked as delivered but has not arrived.", "Delivery problems", None))
+    text, _ = Grounder(embedder).extractive_answer("My tracking has not changed for a week", late)
+    assert "The tracking has not shown any new scan for 5 business days [1]." in text and ", or" not in text
+
+
 def test_followup_detection_and_rewrite():
     assert is_followup("and how much is express?") and is_followup("Is it refunded?")
     assert not is_followup("How long is the warranty on a Nimbus-brand tent?")
