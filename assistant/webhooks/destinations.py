@@ -78,11 +78,15 @@ def check_url(url: str, allowed: Iterable[Network]) -> None:
 
 def pinned(url: str, address: str) -> tuple[str, dict[str, str], dict[str, str]]:
     """``url`` with its host replaced by the checked ``address``; the Host header, and for https the
-    server name for TLS (SNI and certificate check), still name the original host."""
+    server name for TLS (SNI and certificate check), still name the original host.
+
+    The headers close the connection after the answer: a connection pool knows it by the address
+    alone, and would send the next webhook on that address, under another name, over a TLS
+    connection whose certificate was checked for this one."""
     parts: SplitResult = urlsplit(url)
     host = parts.hostname or ""
     userinfo, _, header_host = parts.netloc.rpartition("@")
     literal = f"[{address.replace('%', '%25')}]" if ":" in address else address
     netloc = (f"{userinfo}@" if userinfo else "") + literal + ("" if parts.port is None else f":{parts.port}")
     extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-    return parts._replace(netloc=netloc).geturl(), {"Host": header_host}, extensions
+    return parts._replace(netloc=netloc).geturl(), {"Host": header_host, "Connection": "close"}, extensions

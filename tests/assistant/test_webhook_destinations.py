@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -66,9 +67,10 @@ def test_a_mistyped_network_stops_start_up_with_the_setting_named():
 
 def test_a_post_goes_to_the_checked_address_under_the_original_name():
     assert pinned("https://desk.example.com/hooks?x=1", "203.0.113.9") == (
-        "https://203.0.113.9/hooks?x=1", {"Host": "desk.example.com"}, {"sni_hostname": "desk.example.com"})
+        "https://203.0.113.9/hooks?x=1", {"Host": "desk.example.com", "Connection": "close"},
+        {"sni_hostname": "desk.example.com"})
     assert pinned("http://bot:pw@desk.example.com:8080/h", "2001:db8::7") == (
-        "http://bot:pw@[2001:db8::7]:8080/h", {"Host": "desk.example.com:8080"}, {})
+        "http://bot:pw@[2001:db8::7]:8080/h", {"Host": "desk.example.com:8080", "Connection": "close"}, {})
 
 
 def test_adding_a_private_url_is_refused_with_what_to_set(db_settings):
@@ -156,3 +158,58 @@ def test_a_receiver_that_hangs_does_not_hold_up_the_others(db_settings, receiver
         hanging.server_close()
     assert (done.delivered, done.retrying, done.failed) == (4, 0, 0)
     assert len(receiver.received) == 2
+
+
+def test_a_pinned_https_connection_is_not_reused_for_another_name(db_settings, monkeypatch):
+    """Two webhooks on one address under two names: the second must get its own TLS connection, checked
+    against its own name. Pooled, the POST for other.test went over the connection verified for
+    desk.test (a keep-alive receiver; the certificate is a test one for desk.test, in tests/assistant/tls/)."""
+    import ssl
+
+    import httpx
+
+    from assistant.webhooks.events import emit
+
+    tls = Path(__file__).parent / "tls"
+    hosts: list[str] = []
+
+    class KeepAlive(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            self.rfile.read(int(self.headers["Content-Length"]))
+            hosts.append(self.headers["Host"])
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), KeepAlive)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tls / "desk-test-cert.pem", tls / "desk-test-key.pem")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: real("127.0.0.1" if host.endswith(".test") else host, *a, **k))
+    client = httpx.Client(verify=ssl.create_default_context(cafile=str(tls / "desk-test-cert.pem")))
+    try:
+        with session_scope(db_settings) as session:
+            desk, _ = add_webhook(session, ADMIN, f"https://desk.test:{port}/h", ["ticket.opened"])
+            other, _ = add_webhook(session, ADMIN, f"https://other.test:{port}/h", ["ticket.opened"])
+            desk_id, other_id = desk.id, other.id
+        with session_scope(db_settings) as session:
+            emit(session, "ticket.opened", "shop", {"n": 1}, only=desk_id)
+        assert deliver_due(db_settings, client=client).delivered == 1
+        with session_scope(db_settings) as session:
+            emit(session, "ticket.opened", "shop", {"n": 2}, only=other_id)
+        assert deliver_due(db_settings, client=client).retrying == 1
+        with session_scope(db_settings) as session:
+            error = session.scalars(select(WebhookDelivery.last_error).where(WebhookDelivery.webhook_id == other_id)).one()
+        assert "certificate" in error and hosts == [f"desk.test:{port}"]
+    finally:
+        client.close()
+        server.shutdown()
+        server.server_close()
