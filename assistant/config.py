@@ -27,6 +27,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 SETTINGS_FILE = "helpmate.env"
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network  # of HELPMATE_WEBHOOK_ALLOWED_NETWORKS
 _PATH_FIELDS = ("data_dir", "models_dir")
 
 
@@ -213,11 +214,11 @@ class Settings(BaseSettings):
         return self.data_dir / "adapters"
 
     @property
-    def webhook_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    def webhook_networks(self) -> list[Network]:
         return _networks(self.webhook_allowed_networks)
 
 
-def _networks(text: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+def _networks(text: str) -> list[Network]:
     """HELPMATE_WEBHOOK_ALLOWED_NETWORKS: comma-separated networks, e.g. ``10.0.0.0/8, ::1/128``."""
     networks = []
     for part in filter(None, (part.strip() for part in text.split(","))):

@@ -38,10 +38,10 @@ from datetime import datetime, timedelta
 import httpx
 from sqlalchemy import ColumnElement, and_, or_, select, update
 
-from assistant.config import Settings
+from assistant.config import Network, Settings
 from assistant.database import session_scope
 from assistant.database.models import Webhook, WebhookDelivery, utcnow
-from assistant.webhooks.destinations import BlockedDestination, Network, UnresolvedHost, pinned, resolve
+from assistant.webhooks.destinations import BlockedDestination, UnresolvedHost, pinned, resolve
 from assistant.webhooks.events import REMOVED
 
 log = logging.getLogger(__name__)

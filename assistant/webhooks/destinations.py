@@ -21,7 +21,8 @@ import socket
 from typing import Iterable
 from urllib.parse import SplitResult, urlsplit
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+from assistant.config import Network
+
 SETTING = "HELPMATE_WEBHOOK_ALLOWED_NETWORKS"
 
 
